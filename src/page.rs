@@ -1,0 +1,183 @@
+//! The HTML page: the time in the configured zone and this visit's number.
+//!
+//! Everything that does not change between requests (the style, the script,
+//! the zone name, the escaped instance name, the Content-Security-Policy
+//! with the hashes of the inline script and style) is built once in
+//! [`Page::new`]; a request only formats the time and the numbers into a
+//! preallocated string. The page loads nothing from elsewhere: the clock
+//! ticks in the browser from the server's time, through a small inline
+//! script that the CSP allows by its hash and nothing else.
+
+use std::fmt::Write;
+
+use base64::Engine;
+use chrono_tz::Tz;
+use sha2::{Digest, Sha256};
+
+use crate::clock::Now;
+
+const STYLE: &str = "\
+:root{color-scheme:light dark;--bg:#f6f4ef;--fg:#1d1d1f;--muted:#6b6b70;--card:#fff;--accent:#c8102e}\
+@media (prefers-color-scheme:dark){:root{--bg:#121214;--fg:#f2f2f4;--muted:#9a9aa2;--card:#1c1c20;--accent:#ff4d5e}}\
+*{box-sizing:border-box}\
+body{margin:0;min-height:100vh;display:grid;place-items:center;background:var(--bg);color:var(--fg);\
+font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}\
+main{background:var(--card);padding:2.5rem 3rem;border-radius:1.25rem;box-shadow:0 10px 40px rgba(0,0,0,.12);\
+text-align:center;max-width:36rem;margin:1rem}\
+h1{margin:0 0 .25rem;font-size:1rem;font-weight:600;letter-spacing:.08em;text-transform:uppercase;color:var(--muted)}\
+#clock{display:block;font-size:clamp(3rem,12vw,5.5rem);font-weight:700;font-variant-numeric:tabular-nums;line-height:1.1}\
+#date{font-size:1.15rem;margin:.25rem 0 .75rem}\
+.zone{color:var(--muted);margin:0 0 1.5rem}\
+.visit{font-size:1.25rem;margin:.5rem 0}.visit strong{color:var(--accent)}\
+.cluster,.instance{color:var(--muted);margin:.25rem 0}";
+
+const SCRIPT: &str = "\
+(function(){var c=document.getElementById('clock'),d=document.getElementById('date');\
+var zone=c.getAttribute('data-zone'),off=Number(c.getAttribute('data-offset-s'));\
+var skew=Number(c.getAttribute('data-epoch-ms'))-Date.now(),ft=null,fd=null;\
+try{ft=new Intl.DateTimeFormat('en-GB',{timeZone:zone,hour:'2-digit',minute:'2-digit',second:'2-digit',hourCycle:'h23'});\
+fd=new Intl.DateTimeFormat('en-GB',{timeZone:zone,weekday:'long',day:'numeric',month:'long',year:'numeric'});}catch(e){}\
+function tick(){var now=new Date(Date.now()+skew);\
+if(ft){c.textContent=ft.format(now);d.textContent=fd.format(now).replace(',','');}\
+else{c.textContent=new Date(now.getTime()+off*1000).toISOString().substr(11,8);}\
+setTimeout(tick,1000-(now.getTime()%1000)+5);}\
+tick();})();";
+
+fn csp_hash(source: &str) -> String {
+    let digest = Sha256::digest(source.as_bytes());
+    format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
+}
+
+/// Totals across the StatefulSet, when peers answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterLine {
+    /// Visits across every reachable instance.
+    pub total: u64,
+    /// Instances counted.
+    pub pods: usize,
+}
+
+/// The page template, built once.
+#[derive(Debug, Clone)]
+pub struct Page {
+    head: String,
+    instance_html: String,
+    zone: Tz,
+    csp: String,
+}
+
+impl Page {
+    /// Builds the static parts for one instance and zone.
+    pub fn new(instance: &str, zone: Tz) -> Self {
+        let zone_html = html_escape::encode_double_quoted_attribute(zone.name()).into_owned();
+        let head = format!(
+            "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+<title>Time in {zone_html}</title><style>{STYLE}</style></head><body><main>\
+<h1>Current time in {zone_html}</h1>"
+        );
+        let csp = format!(
+            "default-src 'none'; script-src {}; style-src {}; img-src 'none'; base-uri 'none'; \
+form-action 'none'; frame-ancestors 'none'",
+            csp_hash(SCRIPT),
+            csp_hash(STYLE)
+        );
+        Page {
+            head,
+            instance_html: html_escape::encode_text(instance).into_owned(),
+            zone,
+            csp,
+        }
+    }
+
+    /// The Content-Security-Policy header value for this page.
+    pub fn content_security_policy(&self) -> &str {
+        &self.csp
+    }
+
+    /// Renders the page for visit number `visit` at `now`.
+    pub fn render(&self, now: &Now, visit: u64, cluster: Option<ClusterLine>) -> String {
+        let mut html = String::with_capacity(self.head.len() + SCRIPT.len() + 768);
+        html.push_str(&self.head);
+        // Writing into a String cannot fail.
+        let _ = write!(
+            html,
+            "<time id=\"clock\" datetime=\"{rfc}\" data-zone=\"{zone}\" data-offset-s=\"{off}\" \
+data-epoch-ms=\"{ms}\">{time}</time><p id=\"date\">{date}</p>\
+<p class=\"zone\">{zone} · UTC{offset}</p>\
+<p class=\"visit\">You are visit <strong id=\"visit\">#{visit}</strong> to this pod</p>",
+            rfc = now.local.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            zone = self.zone.name(),
+            off = now.offset_seconds,
+            ms = now.unix_ms(),
+            time = now.local.format("%H:%M:%S"),
+            date = now.local.format("%A %-d %B %Y"),
+            offset = now.utc_offset(),
+        );
+        match cluster {
+            Some(ClusterLine { total, pods }) => {
+                let _ = write!(
+                    html,
+                    "<p class=\"cluster\" id=\"cluster\">visit #{visit} to this pod ({}) · {total} visits across {pods} pod{}</p>",
+                    self.instance_html,
+                    if pods == 1 { "" } else { "s" }
+                );
+            }
+            None => {
+                let _ = write!(html, "<p class=\"instance\" id=\"instance\">served by {}</p>", self.instance_html);
+            }
+        }
+        html.push_str("</main><script>");
+        html.push_str(SCRIPT);
+        html.push_str("</script></body></html>\n");
+        html
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+
+    fn now() -> Now {
+        Now::at(Utc.with_ymd_and_hms(2026, 11, 22, 2, 13, 47).unwrap(), chrono_tz::Europe::Moscow)
+    }
+
+    #[test]
+    fn the_page_shows_time_date_zone_offset_visit_and_instance() {
+        let html = Page::new("pod-0", chrono_tz::Europe::Moscow).render(&now(), 42, None);
+        for needle in ["05:13:47", "Sunday 22 November 2026", "Europe/Moscow", "UTC+03:00", "#42", "pod-0"] {
+            assert!(html.contains(needle), "missing {needle}");
+        }
+    }
+
+    #[test]
+    fn the_instance_name_is_html_escaped() {
+        let html = Page::new("<script>alert(1)</script>", chrono_tz::Europe::Moscow).render(&now(), 1, None);
+        assert!(!html.contains("<script>alert"));
+        assert!(html.contains("&lt;script&gt;"));
+    }
+
+    #[test]
+    fn the_csp_allows_exactly_the_inline_script_and_style_by_hash() {
+        let page = Page::new("p", chrono_tz::Europe::Moscow);
+        let csp = page.content_security_policy();
+        assert!(csp.starts_with("default-src 'none'"));
+        assert!(csp.contains(&csp_hash(SCRIPT)) && csp.contains(&csp_hash(STYLE)));
+        assert!(!csp.contains("unsafe-inline") && !csp.contains("http"));
+        let html = page.render(&now(), 1, None);
+        assert!(html.contains(&format!("<script>{SCRIPT}</script>")));
+        assert!(html.contains(&format!("<style>{STYLE}</style>")));
+        assert!(!html.contains("src=") && !html.contains("href="), "no external assets");
+    }
+
+    #[test]
+    fn the_cluster_line_shows_the_total_across_pods() {
+        let html = Page::new("pod-1", chrono_tz::Europe::Moscow).render(
+            &now(),
+            7,
+            Some(ClusterLine { total: 30, pods: 3 }),
+        );
+        assert!(html.contains("visit #7 to this pod (pod-1) · 30 visits across 3 pods"), "{html}");
+    }
+}

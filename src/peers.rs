@@ -1,0 +1,237 @@
+//! The whole StatefulSet at a glance: every instance's count and the total.
+//!
+//! Each pod keeps its own count on its own volume. To show the total, an
+//! instance asks every peer for `GET /visits` (JSON) concurrently, each with
+//! a tight timeout, and caches the answer for a moment so that a burst of
+//! page views costs one round of fetches. Peers come from a fixed list
+//! (`PEERS`) or from the addresses of a headless Service (`PEERS_DNS`),
+//! which in Kubernetes lists exactly the ready pods. The list includes this
+//! instance itself; instances are told apart by the name each reports, so
+//! nobody is counted twice, and this instance's own number is taken from
+//! memory, which is always fresher than what it would answer over HTTP.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use serde::{Deserialize, Serialize};
+
+use crate::config::PeerSource;
+use crate::metrics::Metrics;
+
+/// How long a cluster view is reused before peers are asked again.
+const CACHE_FOR: Duration = Duration::from_millis(1000);
+
+/// What `GET /visits` answers in JSON.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InstanceCount {
+    /// The count.
+    pub visits: u64,
+    /// The instance's name.
+    pub instance: String,
+}
+
+/// One instance in the cluster view.
+#[derive(Debug, Clone, Serialize)]
+pub struct PodCount {
+    /// The instance's name.
+    pub instance: String,
+    /// Its count.
+    pub visits: u64,
+    /// The base URL it was reached at (null for this instance when it was
+    /// not among the discovered peers).
+    pub peer: Option<String>,
+}
+
+/// A peer that did not answer in time.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unreachable {
+    /// The base URL (or `dns:<name>` when discovery itself failed).
+    pub peer: String,
+    /// The name it reported the last time it answered, if ever.
+    pub instance: Option<String>,
+    /// What went wrong.
+    pub error: String,
+}
+
+/// The answer of `GET /visits/cluster`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterView {
+    /// Every instance that answered, this one always included.
+    pub pods: Vec<PodCount>,
+    /// The sum of their counts.
+    pub total: u64,
+    /// Peers that did not answer.
+    pub unreachable: Vec<Unreachable>,
+}
+
+struct Cached {
+    at: Instant,
+    others: Vec<PodCount>,
+    own_peer: Option<String>,
+    unreachable: Vec<Unreachable>,
+}
+
+/// Discovers peers and fetches their counts.
+pub struct Peers {
+    source: PeerSource,
+    port: u16,
+    timeout: Duration,
+    instance: String,
+    client: reqwest::Client,
+    metrics: Arc<Metrics>,
+    cache: tokio::sync::Mutex<Option<Cached>>,
+    last_names: Mutex<HashMap<String, String>>,
+}
+
+impl Peers {
+    /// Peers from `source`; DNS peers are reached on `port`.
+    pub fn new(source: PeerSource, port: u16, timeout: Duration, instance: String, metrics: Arc<Metrics>) -> Self {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .expect("a plain HTTP client with no TLS always builds");
+        Peers {
+            source,
+            port,
+            timeout,
+            instance,
+            client,
+            metrics,
+            cache: tokio::sync::Mutex::new(None),
+            last_names: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether any peers are configured.
+    pub fn enabled(&self) -> bool {
+        self.source != PeerSource::None
+    }
+
+    /// The cluster view, with this instance's count `own`.
+    pub async fn view(&self, own: u64) -> ClusterView {
+        let mut cache = self.cache.lock().await;
+        let fresh = cache.as_ref().is_some_and(|c| c.at.elapsed() < CACHE_FOR);
+        if !fresh {
+            *cache = Some(self.refresh().await);
+        }
+        let cached = cache.as_ref().expect("filled above");
+        let mut pods = Vec::with_capacity(cached.others.len() + 1);
+        pods.push(PodCount {
+            instance: self.instance.clone(),
+            visits: own,
+            peer: cached.own_peer.clone(),
+        });
+        pods.extend(cached.others.iter().cloned());
+        pods.sort_by(|a, b| a.instance.cmp(&b.instance));
+        ClusterView {
+            total: pods.iter().map(|p| p.visits).sum(),
+            pods,
+            unreachable: cached.unreachable.clone(),
+        }
+    }
+
+    async fn discover(&self) -> Result<Vec<String>, String> {
+        match &self.source {
+            PeerSource::None => Ok(Vec::new()),
+            PeerSource::List(urls) => Ok(urls.iter().map(|u| u.as_str().trim_end_matches('/').to_owned()).collect()),
+            PeerSource::Dns(name) => {
+                let lookup = tokio::net::lookup_host((name.as_str(), self.port));
+                let addrs = tokio::time::timeout(self.timeout, lookup)
+                    .await
+                    .map_err(|_| format!("resolving {name} timed out"))?
+                    .map_err(|e| format!("resolving {name} failed: {e}"))?;
+                let mut peers: Vec<String> = addrs.map(|a| format!("http://{a}")).collect();
+                peers.sort();
+                peers.dedup();
+                Ok(peers)
+            }
+        }
+    }
+
+    async fn refresh(&self) -> Cached {
+        let mut unreachable = Vec::new();
+        let peers = match self.discover().await {
+            Ok(peers) => peers,
+            Err(error) => {
+                self.metrics.peer_fetch_errors.inc();
+                let name = match &self.source {
+                    PeerSource::Dns(name) => name.clone(),
+                    _ => String::new(),
+                };
+                unreachable.push(Unreachable {
+                    peer: format!("dns:{name}"),
+                    instance: None,
+                    error,
+                });
+                Vec::new()
+            }
+        };
+        self.metrics.peers_discovered.set(peers.len() as i64);
+        let answers = join_all(peers.iter().map(|p| self.fetch(p))).await;
+        let mut others: Vec<PodCount> = Vec::with_capacity(peers.len());
+        let mut own_peer = None;
+        let mut last_names = self.last_names.lock().unwrap_or_else(|p| p.into_inner());
+        for (peer, answer) in peers.into_iter().zip(answers) {
+            match answer {
+                Ok(count) => {
+                    last_names.insert(peer.clone(), count.instance.clone());
+                    if count.instance == self.instance {
+                        own_peer = Some(peer);
+                    } else if !others.iter().any(|p| p.instance == count.instance) {
+                        others.push(PodCount {
+                            instance: count.instance,
+                            visits: count.visits,
+                            peer: Some(peer),
+                        });
+                    }
+                }
+                Err(error) => {
+                    self.metrics.peer_fetch_errors.inc();
+                    tracing::warn!(peer = %peer, error = %error, "a peer did not answer");
+                    unreachable.push(Unreachable {
+                        instance: last_names.get(&peer).cloned(),
+                        peer,
+                        error,
+                    });
+                }
+            }
+        }
+        Cached {
+            at: Instant::now(),
+            others,
+            own_peer,
+            unreachable,
+        }
+    }
+
+    async fn fetch(&self, peer: &str) -> Result<InstanceCount, String> {
+        let response = self
+            .client
+            .get(format!("{peer}/visits"))
+            .header(reqwest::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        if !response.status().is_success() {
+            return Err(format!("answered {}", response.status()));
+        }
+        response.json::<InstanceCount>().await.map_err(|e| describe(&e))
+    }
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".into()
+    } else if error.is_connect() {
+        "connection failed".into()
+    } else if error.is_decode() {
+        "answered something that is not a count".into()
+    } else {
+        crate::error::error_chain(error)
+    }
+}

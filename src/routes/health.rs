@@ -1,0 +1,30 @@
+//! `GET /healthz` (liveness) and `GET /readyz` (readiness).
+//!
+//! Liveness answers as long as the process serves HTTP and never touches
+//! the disk: a full or read-only volume must make the pod unready, not get
+//! it restarted in a loop. Readiness reflects the last durable write (or
+//! the start-up probe), so a pod that cannot persist visits stops getting
+//! them until a write succeeds again.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+
+use crate::error::plain;
+use crate::startup::AppState;
+use crate::store::Health;
+
+/// 200 while the process serves.
+pub async fn live() -> HttpResponse {
+    plain(StatusCode::OK, "ok\n")
+}
+
+/// 200 when visits can be persisted; 503 with the reason otherwise.
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    match state.committer.health() {
+        Health::Ready => plain(StatusCode::OK, "ready\n"),
+        Health::NotReady(reason) => HttpResponse::ServiceUnavailable()
+            .insert_header(("content-type", "text/plain; charset=utf-8"))
+            .insert_header(("cache-control", "no-store"))
+            .body(format!("not ready: {reason}\n")),
+    }
+}

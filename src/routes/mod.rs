@@ -1,0 +1,61 @@
+//! The HTTP routes, one module per concern, and the table that wires them.
+//!
+//! Only `GET /` counts a visit. Every route answers `HEAD` too (without
+//! counting), other methods get 405 with an `Allow` header, and unknown
+//! paths a short 404, so scanners learn nothing and count nothing.
+
+mod health;
+mod metrics;
+mod page;
+mod time;
+mod visits;
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::{FromRequest, Handler, HttpResponse, Responder, guard, web};
+
+use crate::error::plain;
+
+/// Registers every route on an app.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/")
+            .route(web::get().to(page::index))
+            .route(web::head().to(page::head))
+            .default_service(web::to(method_not_allowed)),
+    );
+    read_only(cfg, "/visits", visits::own);
+    read_only(cfg, "/visits/cluster", visits::cluster);
+    read_only(cfg, "/api/time", time::now);
+    read_only(cfg, "/healthz", health::live);
+    read_only(cfg, "/readyz", health::ready);
+    read_only(cfg, "/metrics", metrics::export);
+}
+
+/// A resource answering GET and HEAD with the same handler (actix sends no
+/// body for HEAD) and 405 for anything else.
+fn read_only<F, Args>(cfg: &mut web::ServiceConfig, path: &str, handler: F)
+where
+    F: Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    cfg.service(
+        web::resource(path)
+            .route(web::route().guard(guard::Any(guard::Get()).or(guard::Head())).to(handler))
+            .default_service(web::to(method_not_allowed)),
+    );
+}
+
+async fn method_not_allowed() -> HttpResponse {
+    let mut response = plain(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+    response
+}
+
+/// The answer for paths that match no route.
+pub async fn not_found() -> HttpResponse {
+    plain(StatusCode::NOT_FOUND, "not found\n")
+}

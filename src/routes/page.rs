@@ -1,0 +1,45 @@
+//! `GET /`: the page, and the only route that counts a visit.
+
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpResponse, web};
+
+use crate::clock::Now;
+use crate::page::ClusterLine;
+use crate::startup::AppState;
+use crate::store::VisitError;
+
+/// The header carrying this visit's number, for scripts and load tests.
+pub const VISIT_NUMBER_HEADER: &str = "x-visit-number";
+
+/// Counts one visit, durably, then shows the page with its number.
+pub async fn index(state: web::Data<AppState>) -> Result<HttpResponse, VisitError> {
+    let visit = state.committer.record_visit().await?;
+    let cluster = if state.peers.enabled() {
+        let view = state.peers.view(visit).await;
+        Some(ClusterLine {
+            total: view.total,
+            pods: view.pods.len(),
+        })
+    } else {
+        None
+    };
+    let now = Now::in_zone(state.timezone);
+    let body = state.page.render(&now, visit, cluster);
+    Ok(page_response(&state)
+        .insert_header((VISIT_NUMBER_HEADER, visit))
+        .body(body))
+}
+
+/// `HEAD /`: the page's headers, without counting a visit.
+pub async fn head(state: web::Data<AppState>) -> HttpResponse {
+    page_response(&state).finish()
+}
+
+fn page_response(state: &AppState) -> actix_web::HttpResponseBuilder {
+    let mut builder = HttpResponse::Ok();
+    builder
+        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")))
+        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
+        .insert_header((header::CONTENT_SECURITY_POLICY, state.csp.clone()));
+    builder
+}

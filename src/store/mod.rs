@@ -1,0 +1,457 @@
+//! The durable visit counter: the `visits` file, its lock, and group commit.
+//!
+//! Layout of a data folder:
+//!
+//! | file | what it is |
+//! |---|---|
+//! | `visits` | the count, `N\n`, replaced atomically on every write |
+//! | `visits.lock` | an empty file that is only ever locked, never renamed |
+//! | `.visits.tmp-*` | a write in flight; a leftover one is a crash's debris |
+//!
+//! Why this shape: a file written in place can be left empty or half
+//! written by a crash, so every write goes to a temporary file in the same
+//! folder, is fsynced, renamed over `visits`, and the folder is fsynced so
+//! the rename itself survives a power cut. Several processes may share one
+//! volume, so each write happens under an exclusive lock on `visits.lock`
+//! and re-reads `visits` first: the lock file is separate because `visits`
+//! itself is replaced (a lock on a renamed-away inode protects nothing).
+//!
+//! [`Store`] does one durable write; [`Committer`] batches concurrent visits
+//! into one such write (group commit) on a dedicated thread.
+
+mod commit;
+pub mod format;
+
+pub use commit::{Committer, CommitterConfig, Health, VisitError};
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub use format::FormatError;
+
+/// The name of the count file inside the data folder.
+pub const VISITS_FILE: &str = "visits";
+/// The name of the lock file inside the data folder.
+pub const LOCK_FILE: &str = "visits.lock";
+/// The prefix of temporary files; anything with it is removed at startup.
+pub const TEMP_PREFIX: &str = ".visits.tmp-";
+
+/// A point inside one durable write, for fault injection in tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// The exclusive lock is held and the current count was read.
+    Locked,
+    /// The new count is written to the temporary file (not yet synced).
+    TempWritten,
+    /// The temporary file is fsynced.
+    TempSynced,
+    /// The temporary file was renamed over `visits`.
+    Renamed,
+    /// The folder is fsynced: the write is durable.
+    DirSynced,
+}
+
+impl Step {
+    /// Every step, in the order a write goes through them.
+    pub const ALL: [Step; 5] = [
+        Step::Locked,
+        Step::TempWritten,
+        Step::TempSynced,
+        Step::Renamed,
+        Step::DirSynced,
+    ];
+}
+
+/// A hook called after each [`Step`]; returning an error aborts the write
+/// there, as a failing disk would. Only tests install one.
+pub type FaultHook = Arc<dyn Fn(Step) -> io::Result<()> + Send + Sync>;
+
+/// What went wrong with the data folder, and where.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The data folder path exists but is not a folder.
+    #[error("data directory {} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    /// `visits` holds something that is not a count.
+    #[error("visits file {} is corrupt: {source}; fix or remove it by hand (it was left untouched)", path.display())]
+    Corrupt {
+        /// The file's path.
+        path: PathBuf,
+        /// What is wrong with its content.
+        source: FormatError,
+    },
+    /// The lock stayed taken by someone else for longer than the timeout.
+    #[error("timed out after {waited:?} waiting for the lock on {}", path.display())]
+    LockTimeout {
+        /// The lock file's path.
+        path: PathBuf,
+        /// How long we waited.
+        waited: Duration,
+    },
+    /// Adding the batch would pass `u64::MAX`.
+    #[error("visits file {} holds {count}; adding {add} would overflow the counter", path.display())]
+    Overflow {
+        /// The file's path.
+        path: PathBuf,
+        /// The count before the batch.
+        count: u64,
+        /// The batch size.
+        add: u64,
+    },
+    /// An I/O call failed.
+    #[error("failed to {action} {}", path.display())]
+    Io {
+        /// What we were doing, e.g. "fsync the temporary file for".
+        action: &'static str,
+        /// The path it was done on.
+        path: PathBuf,
+        /// The operating system's error.
+        source: io::Error,
+    },
+}
+
+fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        action,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// One data folder holding one count. Cheap to share: it holds only paths.
+pub struct Store {
+    dir: PathBuf,
+    visits: PathBuf,
+    lock: PathBuf,
+    lock_timeout: Duration,
+    fault: Option<FaultHook>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.dir).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (creating if missing) the data folder, removes temporary files
+    /// left by a crash, validates `visits`, and proves the folder writable by
+    /// durably rewriting the current count (creating `visits` with `0` on a
+    /// fresh volume, so `cat visits` works from the first second).
+    ///
+    /// A corrupt `visits` is an error and is not modified.
+    pub fn open(dir: impl Into<PathBuf>, lock_timeout: Duration) -> Result<(Self, u64), StoreError> {
+        Self::open_with_fault(dir, lock_timeout, None)
+    }
+
+    /// [`Store::open`] with a fault hook installed, for tests.
+    #[doc(hidden)]
+    pub fn open_with_fault(
+        dir: impl Into<PathBuf>,
+        lock_timeout: Duration,
+        fault: Option<FaultHook>,
+    ) -> Result<(Self, u64), StoreError> {
+        let dir = dir.into();
+        match fs::metadata(&dir) {
+            Ok(meta) if !meta.is_dir() => return Err(StoreError::NotADirectory(dir)),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&dir).map_err(io_err("create the data directory", &dir))?;
+            }
+            Err(e) => return Err(io_err("inspect the data directory", &dir)(e)),
+        }
+        let store = Store {
+            visits: dir.join(VISITS_FILE),
+            lock: dir.join(LOCK_FILE),
+            dir,
+            lock_timeout,
+            fault,
+        };
+        // Validate before taking any lock or writing anything, so that a
+        // corrupt file is refused even on a read-only volume.
+        store.read_count()?;
+        let count = store.with_lock(|| {
+            store.remove_leftovers()?;
+            let count = store.read_count()?;
+            store.replace(count)?;
+            Ok(count)
+        })?;
+        Ok((store, count))
+    }
+
+    /// The data folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The `visits` file's path.
+    pub fn visits_path(&self) -> &Path {
+        &self.visits
+    }
+
+    /// Reads the current count without locking (a missing file is 0).
+    pub fn read_count(&self) -> Result<u64, StoreError> {
+        let mut file = match File::open(&self.visits) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(io_err("open", &self.visits)(e)),
+        };
+        let mut content = Vec::with_capacity(format::MAX_FILE_LEN as usize + 1);
+        (&mut file)
+            .take(format::MAX_FILE_LEN + 1)
+            .read_to_end(&mut content)
+            .map_err(io_err("read", &self.visits))?;
+        let parsed = if content.len() as u64 > format::MAX_FILE_LEN {
+            let len = file.metadata().map(|m| m.len()).unwrap_or(content.len() as u64);
+            Err(FormatError::TooLong { len })
+        } else {
+            format::parse(&content)
+        };
+        parsed.map_err(|source| StoreError::Corrupt {
+            path: self.visits.clone(),
+            source,
+        })
+    }
+
+    /// Durably adds `n` visits and returns the new total. `add(0)` rewrites
+    /// the current count: a write probe.
+    pub fn add(&self, n: u64) -> Result<u64, StoreError> {
+        self.with_lock(|| {
+            let count = self.read_count()?;
+            self.fault(Step::Locked)?;
+            let total = count.checked_add(n).ok_or_else(|| StoreError::Overflow {
+                path: self.visits.clone(),
+                count,
+                add: n,
+            })?;
+            self.replace(total)?;
+            Ok(total)
+        })
+    }
+
+    fn fault(&self, step: Step) -> Result<(), StoreError> {
+        match &self.fault {
+            Some(hook) => hook(step).map_err(io_err("continue (injected fault) with", &self.visits)),
+            None => Ok(()),
+        }
+    }
+
+    /// Runs `f` holding the exclusive lock on `visits.lock`, waiting at most
+    /// `lock_timeout` for it. The lock is released when the file is closed,
+    /// also if `f` fails.
+    fn with_lock<T>(&self, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&self.lock)
+            .map_err(io_err("open the lock file", &self.lock))?;
+        let started = Instant::now();
+        let mut pause = Duration::from_micros(100);
+        let contended = fs2::lock_contended_error().raw_os_error();
+        loop {
+            match fs2::FileExt::try_lock_exclusive(&file) {
+                Ok(()) => break,
+                Err(e) if e.raw_os_error() == contended => {
+                    let waited = started.elapsed();
+                    if waited >= self.lock_timeout {
+                        return Err(StoreError::LockTimeout {
+                            path: self.lock.clone(),
+                            waited,
+                        });
+                    }
+                    std::thread::sleep(pause.min(self.lock_timeout - waited));
+                    pause = (pause * 2).min(Duration::from_millis(5));
+                }
+                Err(e) => return Err(io_err("lock", &self.lock)(e)),
+            }
+        }
+        let result = f();
+        // Closing the descriptor releases the lock too; unlocking first makes
+        // the intent explicit and frees waiters a little sooner.
+        let _ = fs2::FileExt::unlock(&file);
+        result
+    }
+
+    /// Atomically replaces `visits` with `count`: temp file, fsync, rename,
+    /// fsync of the folder. Must be called under the lock.
+    fn replace(&self, count: u64) -> Result<(), StoreError> {
+        let mut tmp = tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .permissions(fs::Permissions::from_mode(0o644))
+            .tempfile_in(&self.dir)
+            .map_err(io_err("create a temporary file in", &self.dir))?;
+        tmp.write_all(format::render(count).as_bytes())
+            .map_err(io_err("write the temporary file for", &self.visits))?;
+        self.fault(Step::TempWritten)?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(io_err("fsync the temporary file for", &self.visits))?;
+        self.fault(Step::TempSynced)?;
+        tmp.persist(&self.visits)
+            .map_err(|e| io_err("rename the temporary file over", &self.visits)(e.error))?;
+        self.fault(Step::Renamed)?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io_err("fsync the data directory", &self.dir))?;
+        self.fault(Step::DirSynced)?;
+        Ok(())
+    }
+
+    /// Removes temporary files a crashed writer left behind. Called under
+    /// the lock, so no live writer's file can be among them.
+    fn remove_leftovers(&self) -> Result<(), StoreError> {
+        let entries = fs::read_dir(&self.dir).map_err(io_err("list", &self.dir))?;
+        for entry in entries {
+            let entry = entry.map_err(io_err("list", &self.dir))?;
+            if entry.file_name().as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
+                let path = entry.path();
+                fs::remove_file(&path).map_err(io_err("remove the leftover temporary file", &path))?;
+                tracing::warn!(path = %path.display(), "removed a temporary file left by an interrupted write");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    fn read(dir: &Path) -> String {
+        fs::read_to_string(dir.join(VISITS_FILE)).unwrap()
+    }
+
+    fn temp_files(dir: &Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(TEMP_PREFIX))
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_folder_is_created_and_starts_at_zero_with_a_readable_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/b");
+        let (_, count) = Store::open(&dir, TIMEOUT).unwrap();
+        assert_eq!(count, 0);
+        assert_eq!(read(&dir), "0\n");
+    }
+
+    #[test]
+    fn adding_visits_is_written_as_one_number_and_a_newline() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(tmp.path(), TIMEOUT).unwrap();
+        assert_eq!(store.add(1).unwrap(), 1);
+        assert_eq!(store.add(41).unwrap(), 42);
+        assert_eq!(read(tmp.path()), "42\n");
+        assert!(temp_files(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn a_write_rereads_the_file_that_another_store_moved_on() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, _) = Store::open(tmp.path(), TIMEOUT).unwrap();
+        let (b, _) = Store::open(tmp.path(), TIMEOUT).unwrap();
+        a.add(5).unwrap();
+        assert_eq!(b.add(1).unwrap(), 6);
+        assert_eq!(a.add(1).unwrap(), 7);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_refused_and_left_byte_for_byte_unchanged() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(VISITS_FILE);
+        let mut huge = b"1".repeat(10_000);
+        huge.push(b'\n');
+        for content in [&b"garbage\n"[..], b"", b"-3\n", b"18446744073709551616\n", b"12abc\n", &huge] {
+            fs::write(&path, content).unwrap();
+            let err = Store::open(tmp.path(), TIMEOUT).unwrap_err();
+            let msg = err.to_string();
+            assert!(matches!(err, StoreError::Corrupt { .. }), "{msg}");
+            assert!(msg.contains(&path.display().to_string()), "{msg}");
+            assert_eq!(fs::read(&path).unwrap(), content);
+        }
+    }
+
+    #[test]
+    fn a_path_that_is_a_file_is_not_a_data_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("plain");
+        fs::write(&file, "x").unwrap();
+        let err = Store::open(&file, TIMEOUT).unwrap_err();
+        assert!(matches!(err, StoreError::NotADirectory(_)), "{err}");
+    }
+
+    #[test]
+    fn leftover_temporary_files_are_removed_at_startup() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(format!("{TEMP_PREFIX}abc")), "99\n").unwrap();
+        fs::write(tmp.path().join(VISITS_FILE), "3\n").unwrap();
+        let (_, count) = Store::open(tmp.path(), TIMEOUT).unwrap();
+        assert_eq!(count, 3);
+        assert!(temp_files(tmp.path()).is_empty());
+    }
+
+    #[test]
+    fn reaching_the_largest_count_is_an_error_not_a_wrap() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(VISITS_FILE), format!("{}\n", u64::MAX - 1)).unwrap();
+        let (store, _) = Store::open(tmp.path(), TIMEOUT).unwrap();
+        assert_eq!(store.add(1).unwrap(), u64::MAX);
+        assert!(matches!(store.add(1), Err(StoreError::Overflow { .. })));
+        assert_eq!(read(tmp.path()), format!("{}\n", u64::MAX));
+    }
+
+    #[test]
+    fn a_held_lock_makes_a_write_time_out_without_touching_the_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(tmp.path(), Duration::from_millis(200)).unwrap();
+        store.add(2).unwrap();
+        let holder = File::create(tmp.path().join(LOCK_FILE)).unwrap();
+        fs2::FileExt::lock_exclusive(&holder).unwrap();
+        let err = store.add(1).unwrap_err();
+        assert!(matches!(err, StoreError::LockTimeout { .. }), "{err}");
+        fs2::FileExt::unlock(&holder).unwrap();
+        assert_eq!(read(tmp.path()), "2\n");
+        assert_eq!(store.add(1).unwrap(), 3);
+    }
+
+    /// Interrupts a write after each step in turn and checks that `visits`
+    /// always holds either the old or the new count, never anything else,
+    /// and that a restart cleans up and goes on from what is on disk.
+    #[test]
+    fn an_interrupted_write_leaves_either_the_old_or_the_new_count() {
+        for fail_at in Step::ALL {
+            let tmp = tempfile::tempdir().unwrap();
+            let armed = Arc::new(Mutex::new(false));
+            let hook_armed = Arc::clone(&armed);
+            let hook: FaultHook = Arc::new(move |step| {
+                if *hook_armed.lock().unwrap() && step == fail_at {
+                    Err(io::Error::other(format!("injected fault after {step:?}")))
+                } else {
+                    Ok(())
+                }
+            });
+            let (store, _) = Store::open_with_fault(tmp.path(), TIMEOUT, Some(hook)).unwrap();
+            store.add(10).unwrap();
+            *armed.lock().unwrap() = true;
+            let err = store.add(5).unwrap_err();
+            assert!(err.to_string().contains("injected fault"), "{err}");
+            let after = read(tmp.path());
+            let expected = if matches!(fail_at, Step::Renamed | Step::DirSynced) { "15\n" } else { "10\n" };
+            assert_eq!(after, expected, "interrupted after {fail_at:?}");
+            let (_, count) = Store::open(tmp.path(), TIMEOUT).unwrap();
+            assert_eq!(format::render(count), expected);
+            assert!(temp_files(tmp.path()).is_empty(), "after {fail_at:?}");
+        }
+    }
+}
