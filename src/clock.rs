@@ -26,7 +26,10 @@ impl Now {
     pub fn at(utc: DateTime<Utc>, zone: Tz) -> Self {
         let local = utc.with_timezone(&zone);
         let offset_seconds = local.offset().fix().local_minus_utc();
-        Now { local, offset_seconds }
+        Now {
+            local,
+            offset_seconds,
+        }
     }
 
     /// The offset as `+03:00`.
@@ -44,7 +47,9 @@ impl Now {
     /// The body of `GET /api/time`.
     pub fn api(&self) -> ApiTime {
         ApiTime {
-            time: self.local.to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+            time: self
+                .local
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
             timezone: self.local.timezone().name(),
             utc_offset: self.utc_offset(),
             unix_ms: self.unix_ms(),
@@ -76,14 +81,23 @@ mod tests {
             let utc = Utc.with_ymd_and_hms(2026, m, d, 12, 0, 0).unwrap();
             let now = Now::at(utc, chrono_tz::Europe::Moscow);
             assert_eq!(now.utc_offset(), "+03:00");
-            assert_eq!(now.api().time, format!("2026-{m:02}-{d:02}T15:00:00.000+03:00"));
+            assert_eq!(
+                now.api().time,
+                format!("2026-{m:02}-{d:02}T15:00:00.000+03:00")
+            );
         }
     }
 
     #[test]
     fn negative_and_half_hour_offsets_are_formatted() {
         let utc = Utc.with_ymd_and_hms(2026, 1, 15, 12, 0, 0).unwrap();
-        assert_eq!(Now::at(utc, chrono_tz::America::St_Johns).utc_offset(), "-03:30");
-        assert_eq!(Now::at(utc, chrono_tz::Asia::Kolkata).utc_offset(), "+05:30");
+        assert_eq!(
+            Now::at(utc, chrono_tz::America::St_Johns).utc_offset(),
+            "-03:30"
+        );
+        assert_eq!(
+            Now::at(utc, chrono_tz::Asia::Kolkata).utc_offset(),
+            "+05:30"
+        );
     }
 }

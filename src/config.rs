@@ -18,7 +18,11 @@ use serde::Deserialize;
 
 /// The raw command line and environment, before validation.
 #[derive(Debug, Parser, Default)]
-#[command(name = "moscow-time", version, about = "Shows the Moscow time and durably counts every visit.")]
+#[command(
+    name = "moscow-time",
+    version,
+    about = "Shows the Moscow time and durably counts every visit."
+)]
 pub struct CliArgs {
     /// Address to listen on [default: 0.0.0.0]
     #[arg(long, env = "HOST")]
@@ -186,26 +190,43 @@ impl Settings {
         let port = args.port.or(file.port).unwrap_or(8000);
         let listen = resolve_listen(&host, port)?;
 
-        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from("./data"));
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| PathBuf::from("./data"));
         if data_dir.as_os_str().is_empty() {
             return Err(invalid("--data-dir", "", "must not be empty"));
         }
 
-        let tz_name = args.timezone.or(file.timezone).unwrap_or_else(|| "Europe/Moscow".into());
-        let timezone: Tz = tz_name
-            .parse()
-            .map_err(|_| invalid("--timezone", &tz_name, "not an IANA time zone name such as Europe/Moscow"))?;
+        let tz_name = args
+            .timezone
+            .or(file.timezone)
+            .unwrap_or_else(|| "Europe/Moscow".into());
+        let timezone: Tz = tz_name.parse().map_err(|_| {
+            invalid(
+                "--timezone",
+                &tz_name,
+                "not an IANA time zone name such as Europe/Moscow",
+            )
+        })?;
 
         let log_format = args.log_format.or(file.log_format).unwrap_or_else(|| {
             use std::io::IsTerminal;
-            if std::io::stdout().is_terminal() { LogFormat::Text } else { LogFormat::Json }
+            if std::io::stdout().is_terminal() {
+                LogFormat::Text
+            } else {
+                LogFormat::Json
+            }
         });
 
         let instance = match args.instance.or(file.instance) {
             Some(name) => name,
             None => gethostname::gethostname().to_string_lossy().into_owned(),
         };
-        if instance.trim().is_empty() || instance.len() > 253 || instance.chars().any(char::is_control) {
+        if instance.trim().is_empty()
+            || instance.len() > 253
+            || instance.chars().any(char::is_control)
+        {
             return Err(invalid(
                 "--instance",
                 &instance,
@@ -213,13 +234,27 @@ impl Settings {
             ));
         }
 
-        let shutdown_secs = args.shutdown_timeout_secs.or(file.shutdown_timeout_secs).unwrap_or(20);
+        let shutdown_secs = args
+            .shutdown_timeout_secs
+            .or(file.shutdown_timeout_secs)
+            .unwrap_or(20);
         if !(1..=3600).contains(&shutdown_secs) {
-            return Err(invalid("--shutdown-timeout-secs", shutdown_secs, "must be 1 to 3600"));
+            return Err(invalid(
+                "--shutdown-timeout-secs",
+                shutdown_secs,
+                "must be 1 to 3600",
+            ));
         }
-        let write_ms = args.write_timeout_ms.or(file.write_timeout_ms).unwrap_or(5000);
+        let write_ms = args
+            .write_timeout_ms
+            .or(file.write_timeout_ms)
+            .unwrap_or(5000);
         if !(1..=600_000).contains(&write_ms) {
-            return Err(invalid("--write-timeout-ms", write_ms, "must be 1 to 600000"));
+            return Err(invalid(
+                "--write-timeout-ms",
+                write_ms,
+                "must be 1 to 600000",
+            ));
         }
         let max_batch = args.max_batch.or(file.max_batch).unwrap_or(4096);
         if !(1..=1_000_000).contains(&max_batch) {
@@ -232,13 +267,21 @@ impl Settings {
 
         let peers = match (args.peers.or(file.peers), args.peers_dns.or(file.peers_dns)) {
             (Some(_), Some(_)) => {
-                return Err(invalid("--peers", "", "set either --peers or --peers-dns, not both"));
+                return Err(invalid(
+                    "--peers",
+                    "",
+                    "set either --peers or --peers-dns, not both",
+                ));
             }
             (Some(list), None) => PeerSource::List(parse_peer_urls(&list)?),
             (None, Some(name)) if name.trim().is_empty() => PeerSource::None,
             (None, Some(name)) => {
                 if name.contains(['/', ':', ' ']) {
-                    return Err(invalid("--peers-dns", &name, "must be a DNS name, without scheme or port"));
+                    return Err(invalid(
+                        "--peers-dns",
+                        &name,
+                        "must be a DNS name, without scheme or port",
+                    ));
                 }
                 PeerSource::Dns(name)
             }
@@ -279,7 +322,13 @@ fn resolve_listen(host: &str, port: u16) -> Result<SocketAddr, ConfigError> {
         .to_socket_addrs()
         .ok()
         .and_then(|mut addrs| addrs.next())
-        .ok_or_else(|| invalid("--host", host, "not an IP address or a resolvable host name"))
+        .ok_or_else(|| {
+            invalid(
+                "--host",
+                host,
+                "not an IP address or a resolvable host name",
+            )
+        })
 }
 
 fn parse_peer_urls(list: &[String]) -> Result<Vec<reqwest::Url>, ConfigError> {
@@ -303,7 +352,10 @@ mod tests {
     fn parse(argv: &[&str]) -> Result<Settings, ConfigError> {
         let mut full = vec!["moscow-time"];
         full.extend_from_slice(argv);
-        Settings::merge(CliArgs::try_parse_from(full).unwrap(), FileConfig::default())
+        Settings::merge(
+            CliArgs::try_parse_from(full).unwrap(),
+            FileConfig::default(),
+        )
     }
 
     #[test]
@@ -318,8 +370,13 @@ mod tests {
 
     #[test]
     fn an_unknown_time_zone_names_the_setting_and_the_value() {
-        let msg = parse(&["--timezone", "Mars/Olympus"]).unwrap_err().to_string();
-        assert!(msg.contains("--timezone") && msg.contains("Mars/Olympus"), "{msg}");
+        let msg = parse(&["--timezone", "Mars/Olympus"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("--timezone") && msg.contains("Mars/Olympus"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -331,7 +388,8 @@ mod tests {
     #[test]
     fn the_file_fills_in_what_flags_do_not_set() {
         let file: FileConfig =
-            serde_json::from_str(r#"{"port": 9000, "timezone": "Asia/Tokyo", "max_batch": 7}"#).unwrap();
+            serde_json::from_str(r#"{"port": 9000, "timezone": "Asia/Tokyo", "max_batch": 7}"#)
+                .unwrap();
         let args = CliArgs::try_parse_from(["moscow-time", "--port", "9100"]).unwrap();
         let s = Settings::merge(args, file).unwrap();
         assert_eq!(s.listen.port(), 9100, "the flag beats the file");
@@ -349,7 +407,10 @@ mod tests {
             ..CliArgs::default()
         };
         let msg = Settings::from_args(args).unwrap_err().to_string();
-        assert!(msg.contains("prot") && msg.contains(&path.display().to_string()), "{msg}");
+        assert!(
+            msg.contains("prot") && msg.contains(&path.display().to_string()),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -362,7 +423,12 @@ mod tests {
 
     #[test]
     fn zero_batch_and_zero_timeouts_are_refused() {
-        assert!(parse(&["--max-batch", "0"]).unwrap_err().to_string().contains("--max-batch"));
+        assert!(
+            parse(&["--max-batch", "0"])
+                .unwrap_err()
+                .to_string()
+                .contains("--max-batch")
+        );
         assert!(parse(&["--shutdown-timeout-secs", "0"]).is_err());
         assert!(parse(&["--write-timeout-ms", "0"]).is_err());
     }

@@ -25,7 +25,10 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 /// A short plain-text answer.
 pub fn plain(status: StatusCode, body: &'static str) -> HttpResponse {
     HttpResponse::build(status)
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8")))
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        ))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .body(body)
 }
@@ -37,7 +40,9 @@ impl ResponseError for VisitError {
 
     fn error_response(&self) -> HttpResponse {
         let body = match self {
-            VisitError::NotRecorded(_) => "visit not recorded: storage unavailable, try again later\n",
+            VisitError::NotRecorded(_) => {
+                "visit not recorded: storage unavailable, try again later\n"
+            }
             VisitError::ShuttingDown => "visit not recorded: shutting down, try again\n",
         };
         let mut response = plain(self.status_code(), body);

@@ -19,7 +19,10 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let result = actix_web::rt::System::new().block_on(async {
-        Application::build(settings).await?.run_until_signalled().await
+        Application::build(settings)
+            .await?
+            .run_until_signalled()
+            .await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -13,8 +13,8 @@
 
 use actix_web::http::{Method, StatusCode};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 /// HTTP latency buckets: from 100 µs (a probe) to 5 s (a visit stuck behind
@@ -25,10 +25,13 @@ const HTTP_BUCKETS: &[f64] = &[
 /// One durable write is an fsync or two: ~0.1 ms on tmpfs, ~1 ms on a local
 /// disk, tens of ms on network block storage.
 const PERSIST_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512, 1.0, 5.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512,
+    1.0, 5.0,
 ];
 /// Visits per durable write: powers of two up to the largest batch.
-const BATCH_BUCKETS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0];
+const BATCH_BUCKETS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
+];
 
 /// The label value for requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -82,8 +85,11 @@ impl Metrics {
             .buckets(PERSIST_BUCKETS.to_vec()),
         )?;
         let persist_batch_size = Histogram::with_opts(
-            HistogramOpts::new("moscow_time_persist_batch_size", "Visits persisted by one durable write.")
-                .buckets(BATCH_BUCKETS.to_vec()),
+            HistogramOpts::new(
+                "moscow_time_persist_batch_size",
+                "Visits persisted by one durable write.",
+            )
+            .buckets(BATCH_BUCKETS.to_vec()),
         )?;
         let persist_errors = IntCounter::new(
             "moscow_time_persist_errors_total",
@@ -98,10 +104,15 @@ impl Metrics {
             "Fetches of a peer's count that failed or timed out.",
         )?;
         let build_info = IntGaugeVec::new(
-            Opts::new("moscow_time_build_info", "Always 1; the version of the running build."),
+            Opts::new(
+                "moscow_time_build_info",
+                "Always 1; the version of the running build.",
+            ),
             &["version"],
         )?;
-        build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
 
         registry.register(Box::new(visits_total.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
@@ -112,7 +123,9 @@ impl Metrics {
         registry.register(Box::new(peers_discovered.clone()))?;
         registry.register(Box::new(peer_fetch_errors.clone()))?;
         registry.register(Box::new(build_info))?;
-        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))?;
+        registry.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))?;
         Ok(Metrics {
             registry,
             visits_total,
@@ -129,8 +142,12 @@ impl Metrics {
     /// Records one answered request.
     pub fn observe_request(&self, method: &Method, route: &str, status: StatusCode, seconds: f64) {
         let method = method_label(method);
-        self.http_requests.with_label_values(&[method, route, status.as_str()]).inc();
-        self.http_duration.with_label_values(&[method, route]).observe(seconds);
+        self.http_requests
+            .with_label_values(&[method, route, status.as_str()])
+            .inc();
+        self.http_duration
+            .with_label_values(&[method, route])
+            .observe(seconds);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -184,9 +201,17 @@ mod tests {
         let m = Metrics::new().unwrap();
         for name in ["FOO", "BAR", "BAZ"] {
             let method = Method::from_bytes(name.as_bytes()).unwrap();
-            m.observe_request(&method, UNMATCHED_ROUTE, StatusCode::METHOD_NOT_ALLOWED, 0.0);
+            m.observe_request(
+                &method,
+                UNMATCHED_ROUTE,
+                StatusCode::METHOD_NOT_ALLOWED,
+                0.0,
+            );
         }
         let text = m.render().unwrap();
-        assert!(text.contains("method=\"OTHER\",route=\"unmatched\",status=\"405\"} 3"), "{text}");
+        assert!(
+            text.contains("method=\"OTHER\",route=\"unmatched\",status=\"405\"} 3"),
+            "{text}"
+        );
     }
 }

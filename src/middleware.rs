@@ -42,7 +42,10 @@ fn oversized(req: &ServiceRequest) -> Option<(StatusCode, &'static str)> {
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
         .sum();
     if header_len > MAX_HEADER_BYTES {
-        return Some((StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request headers too large\n"));
+        return Some((
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers too large\n",
+        ));
     }
     None
 }

@@ -45,7 +45,10 @@ tick();})();";
 
 fn csp_hash(source: &str) -> String {
     let digest = Sha256::digest(source.as_bytes());
-    format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(digest))
+    format!(
+        "'sha256-{}'",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
 }
 
 /// Totals across the StatefulSet, when peers answered.
@@ -106,7 +109,9 @@ form-action 'none'; frame-ancestors 'none'",
 data-epoch-ms=\"{ms}\">{time}</time><p id=\"date\">{date}</p>\
 <p class=\"zone\">{zone} · UTC{offset}</p>\
 <p class=\"visit\">You are visit <strong id=\"visit\">#{visit}</strong> to this pod</p>",
-            rfc = now.local.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            rfc = now
+                .local
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             zone = self.zone.name(),
             off = now.offset_seconds,
             ms = now.unix_ms(),
@@ -124,7 +129,11 @@ data-epoch-ms=\"{ms}\">{time}</time><p id=\"date\">{date}</p>\
                 );
             }
             None => {
-                let _ = write!(html, "<p class=\"instance\" id=\"instance\">served by {}</p>", self.instance_html);
+                let _ = write!(
+                    html,
+                    "<p class=\"instance\" id=\"instance\">served by {}</p>",
+                    self.instance_html
+                );
             }
         }
         html.push_str("</main><script>");
@@ -140,20 +149,34 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     fn now() -> Now {
-        Now::at(Utc.with_ymd_and_hms(2026, 11, 22, 2, 13, 47).unwrap(), chrono_tz::Europe::Moscow)
+        Now::at(
+            Utc.with_ymd_and_hms(2026, 11, 22, 2, 13, 47).unwrap(),
+            chrono_tz::Europe::Moscow,
+        )
     }
 
     #[test]
     fn the_page_shows_time_date_zone_offset_visit_and_instance() {
         let html = Page::new("pod-0", chrono_tz::Europe::Moscow).render(&now(), 42, None);
-        for needle in ["05:13:47", "Sunday 22 November 2026", "Europe/Moscow", "UTC+03:00", "#42", "pod-0"] {
+        for needle in [
+            "05:13:47",
+            "Sunday 22 November 2026",
+            "Europe/Moscow",
+            "UTC+03:00",
+            "#42",
+            "pod-0",
+        ] {
             assert!(html.contains(needle), "missing {needle}");
         }
     }
 
     #[test]
     fn the_instance_name_is_html_escaped() {
-        let html = Page::new("<script>alert(1)</script>", chrono_tz::Europe::Moscow).render(&now(), 1, None);
+        let html = Page::new("<script>alert(1)</script>", chrono_tz::Europe::Moscow).render(
+            &now(),
+            1,
+            None,
+        );
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;"));
     }
@@ -168,7 +191,10 @@ mod tests {
         let html = page.render(&now(), 1, None);
         assert!(html.contains(&format!("<script>{SCRIPT}</script>")));
         assert!(html.contains(&format!("<style>{STYLE}</style>")));
-        assert!(!html.contains("src=") && !html.contains("href="), "no external assets");
+        assert!(
+            !html.contains("src=") && !html.contains("href="),
+            "no external assets"
+        );
     }
 
     #[test]
@@ -178,6 +204,9 @@ mod tests {
             7,
             Some(ClusterLine { total: 30, pods: 3 }),
         );
-        assert!(html.contains("visit #7 to this pod (pod-1) · 30 visits across 3 pods"), "{html}");
+        assert!(
+            html.contains("visit #7 to this pod (pod-1) · 30 visits across 3 pods"),
+            "{html}"
+        );
     }
 }

@@ -87,7 +87,13 @@ pub struct Peers {
 
 impl Peers {
     /// Peers from `source`; DNS peers are reached on `port`.
-    pub fn new(source: PeerSource, port: u16, timeout: Duration, instance: String, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        source: PeerSource,
+        port: u16,
+        timeout: Duration,
+        instance: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(timeout)
@@ -138,7 +144,10 @@ impl Peers {
     async fn discover(&self) -> Result<Vec<String>, String> {
         match &self.source {
             PeerSource::None => Ok(Vec::new()),
-            PeerSource::List(urls) => Ok(urls.iter().map(|u| u.as_str().trim_end_matches('/').to_owned()).collect()),
+            PeerSource::List(urls) => Ok(urls
+                .iter()
+                .map(|u| u.as_str().trim_end_matches('/').to_owned())
+                .collect()),
             PeerSource::Dns(name) => {
                 let lookup = tokio::net::lookup_host((name.as_str(), self.port));
                 let addrs = tokio::time::timeout(self.timeout, lookup)
@@ -220,7 +229,10 @@ impl Peers {
         if !response.status().is_success() {
             return Err(format!("answered {}", response.status()));
         }
-        response.json::<InstanceCount>().await.map_err(|e| describe(&e))
+        response
+            .json::<InstanceCount>()
+            .await
+            .map_err(|e| describe(&e))
     }
 }
 

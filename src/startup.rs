@@ -58,7 +58,12 @@ impl Application {
         let (store, count) = tokio::task::spawn_blocking(move || Store::open(dir, write_timeout))
             .await
             .context("the store opener panicked")?
-            .with_context(|| format!("failed to open the data directory {}", settings.data_dir.display()))?;
+            .with_context(|| {
+                format!(
+                    "failed to open the data directory {}",
+                    settings.data_dir.display()
+                )
+            })?;
         let committer = Arc::new(Committer::start(
             store,
             count,
@@ -68,12 +73,15 @@ impl Application {
             Arc::clone(&metrics),
         ));
 
-        let listener =
-            TcpListener::bind(settings.listen).with_context(|| format!("failed to listen on {}", settings.listen))?;
-        let address = listener.local_addr().context("failed to read the bound address")?;
+        let listener = TcpListener::bind(settings.listen)
+            .with_context(|| format!("failed to listen on {}", settings.listen))?;
+        let address = listener
+            .local_addr()
+            .context("failed to read the bound address")?;
 
         let page = Page::new(&settings.instance, settings.timezone);
-        let csp = HeaderValue::from_str(page.content_security_policy()).context("the CSP is not a header value")?;
+        let csp = HeaderValue::from_str(page.content_security_policy())
+            .context("the CSP is not a header value")?;
         let state = web::Data::new(AppState {
             committer: Arc::clone(&committer),
             metrics: Arc::clone(&metrics),
@@ -163,8 +171,10 @@ impl Application {
 
 async fn wait_for_stop_signal() -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler never fails on Unix");
-    let mut int = signal(SignalKind::interrupt()).expect("installing a SIGINT handler never fails on Unix");
+    let mut term =
+        signal(SignalKind::terminate()).expect("installing a SIGTERM handler never fails on Unix");
+    let mut int =
+        signal(SignalKind::interrupt()).expect("installing a SIGINT handler never fails on Unix");
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",

@@ -10,8 +10,8 @@ mod page;
 mod time;
 mod visits;
 
-use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, Handler, HttpResponse, Responder, guard, web};
 
 use crate::error::plain;
@@ -42,7 +42,11 @@ where
 {
     cfg.service(
         web::resource(path)
-            .route(web::route().guard(guard::Any(guard::Get()).or(guard::Head())).to(handler))
+            .route(
+                web::route()
+                    .guard(guard::Any(guard::Get()).or(guard::Head()))
+                    .to(handler),
+            )
             .default_service(web::to(method_not_allowed)),
     );
 }

@@ -38,7 +38,10 @@ pub async fn head(state: web::Data<AppState>) -> HttpResponse {
 fn page_response(state: &AppState) -> actix_web::HttpResponseBuilder {
     let mut builder = HttpResponse::Ok();
     builder
-        .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8")))
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        ))
         .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .insert_header((header::CONTENT_SECURITY_POLICY, state.csp.clone()));
     builder

@@ -23,7 +23,10 @@ pub async fn own(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         })
     } else {
         response
-            .insert_header((header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8")))
+            .insert_header((
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            ))
             .body(format!("{visits}\n"))
     }
 }

@@ -147,7 +147,12 @@ impl Committer {
         if self.shared.healthy.load(Ordering::Acquire) {
             return Health::Ready;
         }
-        let reason = self.shared.failure.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let reason = self
+            .shared
+            .failure
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         Health::NotReady(reason.unwrap_or_else(|| "the last write failed".into()))
     }
 
@@ -162,10 +167,10 @@ impl Committer {
         self.begin_shutdown();
         let _ = self.tx.send(Message::Stop);
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(writer) = writer {
-            if writer.join().is_err() {
-                tracing::error!("the visit writer thread panicked");
-            }
+        if let Some(writer) = writer
+            && writer.join().is_err()
+        {
+            tracing::error!("the visit writer thread panicked");
         }
     }
 }
@@ -221,7 +226,9 @@ fn commit(store: &Store, shared: &Shared, batch: &mut Vec<Reply>) {
     let started = Instant::now();
     let result = store.add(n);
     let metrics = &shared.metrics;
-    metrics.persist_duration.observe(started.elapsed().as_secs_f64());
+    metrics
+        .persist_duration
+        .observe(started.elapsed().as_secs_f64());
     metrics.persist_batch_size.observe(n as f64);
     match result {
         Ok(total) => {
@@ -263,7 +270,12 @@ mod tests {
 
     fn committer(dir: &std::path::Path, max_batch: usize) -> Committer {
         let (store, count) = Store::open(dir, Duration::from_secs(5)).unwrap();
-        Committer::start(store, count, CommitterConfig { max_batch }, Arc::new(Metrics::new().unwrap()))
+        Committer::start(
+            store,
+            count,
+            CommitterConfig { max_batch },
+            Arc::new(Metrics::new().unwrap()),
+        )
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,10 +293,16 @@ mod tests {
             assert!(numbers.insert(t.await.unwrap()));
         }
         assert_eq!(numbers, (1..=500).collect::<HashSet<u64>>());
-        assert_eq!(std::fs::read_to_string(tmp.path().join("visits")).unwrap(), "500\n");
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("visits")).unwrap(),
+            "500\n"
+        );
         assert_eq!(c.count(), 500);
         let writes = c.shared.metrics.persist_batch_size.get_sample_count();
-        assert!(writes < 500, "group commit made {writes} writes for 500 visits");
+        assert!(
+            writes < 500,
+            "group commit made {writes} writes for 500 visits"
+        );
     }
 
     #[tokio::test]
@@ -303,8 +321,14 @@ mod tests {
         let c = committer(tmp.path(), 64);
         assert_eq!(c.record_visit().await.unwrap(), 1);
         c.stop();
-        assert!(matches!(c.record_visit().await, Err(VisitError::ShuttingDown)));
+        assert!(matches!(
+            c.record_visit().await,
+            Err(VisitError::ShuttingDown)
+        ));
         assert!(matches!(c.health(), Health::NotReady(_)));
-        assert_eq!(std::fs::read_to_string(tmp.path().join("visits")).unwrap(), "1\n");
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("visits")).unwrap(),
+            "1\n"
+        );
     }
 }

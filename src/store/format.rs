@@ -79,7 +79,10 @@ pub fn parse(content: &[u8]) -> Result<u64, FormatError> {
         return Err(FormatError::Empty);
     }
     let preview = || format!("{:?}", String::from_utf8_lossy(content));
-    if digits.first() == Some(&b'-') && digits.len() > 1 && digits[1..].iter().all(u8::is_ascii_digit) {
+    if digits.first() == Some(&b'-')
+        && digits.len() > 1
+        && digits[1..].iter().all(u8::is_ascii_digit)
+    {
         return Err(FormatError::Negative { preview: preview() });
     }
     if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {

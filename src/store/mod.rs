@@ -133,7 +133,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,7 +146,10 @@ impl Store {
     /// fresh volume, so `cat visits` works from the first second).
     ///
     /// A corrupt `visits` is an error and is not modified.
-    pub fn open(dir: impl Into<PathBuf>, lock_timeout: Duration) -> Result<(Self, u64), StoreError> {
+    pub fn open(
+        dir: impl Into<PathBuf>,
+        lock_timeout: Duration,
+    ) -> Result<(Self, u64), StoreError> {
         Self::open_with_fault(dir, lock_timeout, None)
     }
 
@@ -206,7 +211,10 @@ impl Store {
             .read_to_end(&mut content)
             .map_err(io_err("read", &self.visits))?;
         let parsed = if content.len() as u64 > format::MAX_FILE_LEN {
-            let len = file.metadata().map(|m| m.len()).unwrap_or(content.len() as u64);
+            let len = file
+                .metadata()
+                .map(|m| m.len())
+                .unwrap_or(content.len() as u64);
             Err(FormatError::TooLong { len })
         } else {
             format::parse(&content)
@@ -235,7 +243,9 @@ impl Store {
 
     fn fault(&self, step: Step) -> Result<(), StoreError> {
         match &self.fault {
-            Some(hook) => hook(step).map_err(io_err("continue (injected fault) with", &self.visits)),
+            Some(hook) => {
+                hook(step).map_err(io_err("continue (injected fault) with", &self.visits))
+            }
             None => Ok(()),
         }
     }
@@ -308,9 +318,14 @@ impl Store {
         let entries = fs::read_dir(&self.dir).map_err(io_err("list", &self.dir))?;
         for entry in entries {
             let entry = entry.map_err(io_err("list", &self.dir))?;
-            if entry.file_name().as_encoded_bytes().starts_with(TEMP_PREFIX.as_bytes()) {
+            if entry
+                .file_name()
+                .as_encoded_bytes()
+                .starts_with(TEMP_PREFIX.as_bytes())
+            {
                 let path = entry.path();
-                fs::remove_file(&path).map_err(io_err("remove the leftover temporary file", &path))?;
+                fs::remove_file(&path)
+                    .map_err(io_err("remove the leftover temporary file", &path))?;
                 tracing::warn!(path = %path.display(), "removed a temporary file left by an interrupted write");
             }
         }
@@ -372,7 +387,14 @@ mod tests {
         let path = tmp.path().join(VISITS_FILE);
         let mut huge = b"1".repeat(10_000);
         huge.push(b'\n');
-        for content in [&b"garbage\n"[..], b"", b"-3\n", b"18446744073709551616\n", b"12abc\n", &huge] {
+        for content in [
+            &b"garbage\n"[..],
+            b"",
+            b"-3\n",
+            b"18446744073709551616\n",
+            b"12abc\n",
+            &huge,
+        ] {
             fs::write(&path, content).unwrap();
             let err = Store::open(tmp.path(), TIMEOUT).unwrap_err();
             let msg = err.to_string();
@@ -447,7 +469,11 @@ mod tests {
             let err = store.add(5).unwrap_err();
             assert!(err.to_string().contains("injected fault"), "{err}");
             let after = read(tmp.path());
-            let expected = if matches!(fail_at, Step::Renamed | Step::DirSynced) { "15\n" } else { "10\n" };
+            let expected = if matches!(fail_at, Step::Renamed | Step::DirSynced) {
+                "15\n"
+            } else {
+                "10\n"
+            };
             assert_eq!(after, expected, "interrupted after {fail_at:?}");
             let (_, count) = Store::open(tmp.path(), TIMEOUT).unwrap();
             assert_eq!(format::render(count), expected);

@@ -1,0 +1,268 @@
+//! Spawning the app in-process or as the real binary, and talking to it.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use actix_web::dev::ServerHandle;
+use moscow_time::config::{CliArgs, FileConfig, LogFormat, Settings};
+use moscow_time::startup::Application;
+
+/// Settings for a test instance on 127.0.0.1, port 0, in `data_dir`.
+pub fn settings(data_dir: &Path) -> Settings {
+    let args = CliArgs {
+        host: Some("127.0.0.1".into()),
+        port: Some(0),
+        data_dir: Some(data_dir.to_path_buf()),
+        instance: Some("test-instance".into()),
+        log_format: Some(LogFormat::Text),
+        ..CliArgs::default()
+    };
+    Settings::merge(args, FileConfig::default()).expect("test settings are valid")
+}
+
+/// An HTTP client that never goes through a proxy.
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// The app running in this process.
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    pub data_dir: PathBuf,
+    handle: ServerHandle,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// Starts the app on port 0 over `data_dir`.
+pub async fn spawn_app(data_dir: &Path) -> TestApp {
+    spawn_app_with(settings(data_dir)).await
+}
+
+/// Starts the app with the given settings.
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    let data_dir = settings.data_dir.clone();
+    let app = Application::build(settings).await.expect("the app starts");
+    let address = format!("http://{}", app.address());
+    let handle = app.handle();
+    let task = tokio::spawn(app.run_until_stopped());
+    TestApp {
+        address,
+        client: client(),
+        data_dir,
+        handle,
+        task,
+    }
+}
+
+impl TestApp {
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// One page view; returns its visit number.
+    pub async fn visit(&self) -> u64 {
+        let response = self.get("/").await;
+        assert_eq!(response.status(), 200);
+        visit_number(&response)
+    }
+
+    /// The count as `GET /visits` reports it.
+    pub async fn reported_count(&self) -> u64 {
+        self.get("/visits")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// The count in the `visits` file.
+    pub fn count_on_disk(&self) -> u64 {
+        count_on_disk(&self.data_dir)
+    }
+
+    /// Graceful stop; waits until the writer has finished.
+    pub async fn stop(self) {
+        self.handle.stop(true).await;
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// The `X-Visit-Number` header of a page view.
+pub fn visit_number(response: &reqwest::Response) -> u64 {
+    response
+        .headers()
+        .get("x-visit-number")
+        .expect("a visit carries its number")
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// Reads and parses `<dir>/visits` strictly: digits and one newline.
+pub fn count_on_disk(dir: &Path) -> u64 {
+    let text = std::fs::read_to_string(dir.join("visits")).expect("visits exists");
+    let digits = text
+        .strip_suffix('\n')
+        .unwrap_or_else(|| panic!("no trailing newline in {text:?}"));
+    digits
+        .parse()
+        .unwrap_or_else(|_| panic!("not a count: {text:?}"))
+}
+
+/// The real binary, started on port 0 with JSON logs.
+pub struct Binary {
+    pub child: Child,
+    pub address: String,
+    lines: mpsc::Receiver<String>,
+}
+
+/// Path of the built `moscow-time` binary.
+pub fn binary_path() -> &'static str {
+    env!("CARGO_BIN_EXE_moscow-time")
+}
+
+/// A command for the binary with a clean environment for its settings,
+/// listening on 127.0.0.1:0 with JSON logs over `data_dir`.
+pub fn binary_command(data_dir: &Path) -> Command {
+    let mut cmd = bare_binary_command();
+    cmd.args([
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--log-format",
+        "json",
+        "--data-dir",
+    ])
+    .arg(data_dir);
+    cmd
+}
+
+/// The binary with none of its settings in the environment and no flags.
+pub fn bare_binary_command() -> Command {
+    let mut cmd = Command::new(binary_path());
+    for var in [
+        "HOST",
+        "PORT",
+        "DATA_DIR",
+        "TIMEZONE",
+        "CONFIG_FILE",
+        "LOG_FORMAT",
+        "POD_NAME",
+        "SHUTDOWN_TIMEOUT_SECS",
+        "WRITE_TIMEOUT_MS",
+        "MAX_BATCH",
+        "PEERS",
+        "PEERS_DNS",
+        "PEER_TIMEOUT_MS",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("RUST_LOG", "info");
+    cmd
+}
+
+impl Binary {
+    /// Starts the binary and waits until it logs the address it listens on.
+    pub fn start(data_dir: &Path, extra: &[&str]) -> Binary {
+        let mut cmd = binary_command(data_dir);
+        cmd.args(extra);
+        Self::start_command(cmd)
+    }
+
+    pub fn start_command(mut cmd: Command) -> Binary {
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // From here on Drop kills the child, also when a wait below panics.
+        let mut binary = Binary {
+            child,
+            address: String::new(),
+            lines: rx,
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while binary.address.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = binary
+                .lines
+                .recv_timeout(left)
+                .expect("the binary logs its address before 30 s");
+            let log: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+            if log["message"] == "listening" {
+                binary.address = format!("http://{}", log["addr"].as_str().unwrap());
+            }
+        }
+        binary
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends a signal by name (TERM, INT, KILL) with `kill(1)`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the process to exit, at most `timeout`.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the process did not exit within {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Log lines printed so far (after the `listening` line).
+    pub fn drain_logs(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,199 @@
+use std::collections::HashSet;
+use std::time::Duration;
+
+use crate::helpers::{
+    Binary, bare_binary_command, binary_command, client, count_on_disk, spawn_app, visit_number,
+};
+
+#[tokio::test]
+async fn the_count_survives_a_restart_on_the_same_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(dir.path()).await;
+    for expected in 1..=3 {
+        assert_eq!(app.visit().await, expected);
+    }
+    app.stop().await;
+
+    let app = spawn_app(dir.path()).await;
+    assert_eq!(app.reported_count().await, 3);
+    assert_eq!(app.visit().await, 4);
+    app.stop().await;
+    assert_eq!(count_on_disk(dir.path()), 4);
+}
+
+/// Visits `n` times with `clients` concurrent clients; returns the numbers.
+async fn load(address: &str, clients: usize, n: usize) -> Vec<u64> {
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let client = client();
+            let url = format!("{address}/");
+            tokio::spawn(async move {
+                let mut numbers = Vec::new();
+                for _ in 0..n {
+                    let response = client.get(&url).send().await.unwrap();
+                    assert_eq!(response.status(), 200);
+                    numbers.push(visit_number(&response));
+                }
+                numbers
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_processes_sharing_a_folder_end_at_the_exact_sum() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Binary::start(dir.path(), &["--instance", "a"]);
+    let mut b = Binary::start(dir.path(), &["--instance", "b"]);
+
+    let (from_a, from_b) = tokio::join!(load(&a.address, 16, 40), load(&b.address, 16, 40));
+
+    let all: HashSet<u64> = from_a.iter().chain(&from_b).copied().collect();
+    assert_eq!(
+        all.len(),
+        1280,
+        "no visit number was handed out twice across processes"
+    );
+    assert_eq!(all, (1..=1280).collect::<HashSet<u64>>());
+    a.signal("TERM");
+    b.signal("TERM");
+    assert!(a.wait(Duration::from_secs(10)).success());
+    assert!(b.wait(Duration::from_secs(10)).success());
+    assert_eq!(count_on_disk(dir.path()), 1280);
+}
+
+#[test]
+fn a_corrupt_visits_file_refuses_to_start_and_is_left_byte_for_byte_unchanged() {
+    let mut huge = b"9".repeat(1 << 20);
+    huge.push(b'\n');
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("garbage", b"hello world\n".to_vec()),
+        ("empty", Vec::new()),
+        ("negative", b"-1\n".to_vec()),
+        ("u64::MAX + 1", b"18446744073709551616\n".to_vec()),
+        ("leading junk", b"x12\n".to_vec()),
+        ("trailing junk", b"12 visits\n".to_vec()),
+        ("huge", huge),
+    ];
+    for (name, content) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("visits");
+        std::fs::write(&path, &content).unwrap();
+
+        let output = binary_command(dir.path()).output().unwrap();
+
+        assert!(!output.status.success(), "{name}: started anyway");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains(&path.display().to_string()),
+            "{name}: message does not name the file: {stderr}"
+        );
+        assert!(stderr.contains("corrupt"), "{name}: {stderr}");
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            content,
+            "{name}: the file was changed"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != "visits")
+            .collect();
+        assert!(leftovers.is_empty(), "{name}: left {leftovers:?}");
+    }
+}
+
+#[test]
+fn bad_settings_stop_the_binary_with_a_message_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    std::fs::write(&config, r#"{"timezone": "Europe/Moscow", "colour": "red"}"#).unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "").unwrap();
+    let cases: Vec<(Vec<String>, &str)> = vec![
+        (
+            vec!["--timezone".into(), "Mars/Olympus".into()],
+            "Mars/Olympus",
+        ),
+        (vec!["--port".into(), "70000".into()], "70000"),
+        (
+            vec!["--config".into(), config.display().to_string()],
+            "colour",
+        ),
+        (
+            vec!["--data-dir".into(), file.display().to_string()],
+            "is not a directory",
+        ),
+    ];
+    for (args, needle) in cases {
+        let output = bare_binary_command()
+            .env("DATA_DIR", dir.path().join("data"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(!output.status.success(), "{args:?} started anyway");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigterm_drains_in_flight_visits_and_exits_zero_with_every_acknowledged_visit_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Binary::start(dir.path(), &[]);
+    let url = format!("{}/", server.address);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..32)
+        .map(|_| {
+            let url = url.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let client = client();
+                let (mut acked, mut sent) = (Vec::new(), 0u64);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && sent < 2000 {
+                    sent += 1;
+                    match client.get(&url).send().await {
+                        Ok(r) if r.status() == 200 => acked.push(visit_number(&r)),
+                        Ok(_) | Err(_) => break,
+                    }
+                }
+                (acked, sent)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    server.signal("TERM");
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.wait(Duration::from_secs(15));
+        (status, server)
+    })
+    .await
+    .unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let (mut acked, mut sent) = (HashSet::new(), 0);
+    for c in clients {
+        let (numbers, n) = c.await.unwrap();
+        sent += n;
+        acked.extend(numbers);
+    }
+    assert!(status.0.success(), "exit status {:?}", status.0);
+    let on_disk = count_on_disk(dir.path());
+    assert!(
+        acked.len() > 10,
+        "the load ran before the signal ({} acknowledged)",
+        acked.len()
+    );
+    assert_eq!(
+        on_disk,
+        acked.len() as u64,
+        "file vs acknowledged (sent {sent})"
+    );
+    assert_eq!(acked.iter().max().copied(), Some(on_disk));
+}

@@ -1,0 +1,15 @@
+//! HTTP and process-level tests of moscow-time, linked into one binary.
+//!
+//! In-process tests run the real [`Application`] on port 0 with a temporary
+//! data folder; process tests run the real `moscow-time` binary the same way.
+
+mod helpers;
+
+/// `/api/time`, the page's clock, headers and error answers.
+mod http;
+/// Restarts, SIGTERM, several processes on one folder, refusing bad files.
+mod lifecycle;
+/// `/metrics` against the file and promtool.
+mod metrics;
+/// Counting: a visit is durable, only `GET /` counts, concurrency is exact.
+mod visits;
