@@ -1,0 +1,105 @@
+"""Shared helpers for the deployment tests: render every chart scenario and k8s/ once."""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "helm" / "moscow-time"
+K8S = ROOT / "k8s"
+RELEASE = "moscow-time"
+NAMESPACE = "moscow-time"
+SCENARIOS = sorted(p.name[: -len("-values.yaml")] for p in (CHART / "ci").glob("*-values.yaml"))
+SOURCES = [f"chart:{s}" for s in SCENARIOS] + ["k8s"]
+CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+VERSION_LABELS = ("app.kubernetes.io/version", "helm.sh/chart")
+
+
+def _tool(env: str, name: str) -> str:
+    if os.environ.get(env):
+        return os.environ[env]
+    local = ROOT / ".tools" / "bin" / name
+    return str(local) if local.exists() else name
+
+
+HELM = _tool("HELM", "helm")
+KUBECTL = _tool("KUBECTL", "kubectl")
+
+
+@functools.cache
+def render(source: str) -> tuple[dict, ...]:
+    """Render a source ("chart:<scenario>" or "k8s") to a tuple of manifests."""
+    if source == "k8s":
+        cmd = [KUBECTL, "kustomize", str(K8S)]
+    else:
+        scenario = source.split(":", 1)[1]
+        cmd = [HELM, "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+               "-f", str(CHART / "ci" / f"{scenario}-values.yaml")]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    return tuple(d for d in yaml.safe_load_all(out) if d)
+
+
+def is_helm_test(doc: dict) -> bool:
+    return "helm.sh/hook" in (doc.get("metadata", {}).get("annotations") or {})
+
+
+def workloads(docs) -> list[dict]:
+    return [d for d in docs if d["kind"] == "StatefulSet"]
+
+
+def the_statefulset(docs) -> dict:
+    sts = workloads(docs)
+    assert len(sts) == 1, f"expected one StatefulSet, got {len(sts)}"
+    return sts[0]
+
+
+def by_kind(docs, kind: str) -> list[dict]:
+    return [d for d in docs if d["kind"] == kind and not is_helm_test(d)]
+
+
+def main_container(sts: dict) -> dict:
+    containers = sts["spec"]["template"]["spec"]["containers"]
+    named = [c for c in containers if c["name"] == "moscow-time"]
+    assert named, "no container named moscow-time"
+    return named[0]
+
+
+def env_value(container: dict, name: str) -> str | None:
+    for e in container.get("env", []):
+        if e["name"] == name:
+            return e.get("value")
+    return None
+
+
+def config_json(docs, sts: dict) -> tuple[str, dict, str]:
+    """(mount path of the config file, parsed JSON, raw text) as the pod would see them."""
+    c = main_container(sts)
+    path = env_value(c, "CONFIG_FILE")
+    assert path, "env CONFIG_FILE is not set"
+    vols = {v["name"]: v for v in sts["spec"]["template"]["spec"].get("volumes", [])}
+    for m in c.get("volumeMounts", []):
+        mp = m["mountPath"].rstrip("/")
+        if path.startswith(mp + "/") and "configMap" in vols.get(m["name"], {}):
+            key = path[len(mp) + 1:]
+            cm_name = vols[m["name"]]["configMap"]["name"]
+            cms = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == cm_name]
+            assert cms, f"ConfigMap {cm_name} mounted for CONFIG_FILE is not rendered"
+            raw = cms[0]["data"][key]
+            return path, json.loads(raw), raw
+    raise AssertionError(f"CONFIG_FILE {path} is not inside a mounted ConfigMap volume")
+
+
+@pytest.fixture(params=SOURCES)
+def source(request) -> str:
+    return request.param
+
+
+@pytest.fixture
+def docs(source) -> tuple[dict, ...]:
+    return render(source)
