@@ -108,7 +108,7 @@ form-action 'none'; frame-ancestors 'none'",
             "<time id=\"clock\" datetime=\"{rfc}\" data-zone=\"{zone}\" data-offset-s=\"{off}\" \
 data-epoch-ms=\"{ms}\">{time}</time><p id=\"date\">{date}</p>\
 <p class=\"zone\">{zone} · UTC{offset}</p>\
-<p class=\"visit\">You are visit <strong id=\"visit\">#{visit}</strong> to this pod</p>",
+<p class=\"visit\">You are visit <strong id=\"visit\">#{visit}</strong></p>",
             rfc = now
                 .local
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),

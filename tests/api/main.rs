@@ -5,6 +5,8 @@
 
 mod helpers;
 
+/// Several instances: the cluster view, dead and hung peers.
+mod cluster;
 /// `/api/time`, the page's clock, headers and error answers.
 mod http;
 /// Restarts, SIGTERM, several processes on one folder, refusing bad files.

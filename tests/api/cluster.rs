@@ -1,0 +1,206 @@
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use crate::helpers::{Binary, client, visit_number};
+
+/// Ports that were free a moment ago, for instances that must know each
+/// other's addresses before they start.
+fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<_> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().unwrap().port())
+        .collect()
+}
+
+struct Cluster {
+    nodes: Vec<Binary>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+/// Starts `n` instances named pod-0.. on loopback, each listing all of them
+/// (itself included) plus `extra` peers in `--peers`.
+fn start_cluster(n: usize, extra: &[String]) -> Cluster {
+    let ports = free_ports(n);
+    let mut peers: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    peers.extend_from_slice(extra);
+    let peers = peers.join(",");
+    let mut nodes = Vec::new();
+    let mut dirs = Vec::new();
+    for (i, port) in ports.iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = crate::helpers::bare_binary_command();
+        cmd.args([
+            "--host",
+            "127.0.0.1",
+            "--log-format",
+            "json",
+            "--peer-timeout-ms",
+            "300",
+        ])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--instance",
+            &format!("pod-{i}"),
+            "--peers",
+            &peers,
+        ])
+        .arg("--data-dir")
+        .arg(dir.path());
+        nodes.push(Binary::start_command(cmd));
+        dirs.push(dir);
+    }
+    Cluster { nodes, _dirs: dirs }
+}
+
+async fn visit(address: &str) -> (u64, String) {
+    let response = client().get(format!("{address}/")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let n = visit_number(&response);
+    (n, response.text().await.unwrap())
+}
+
+async fn cluster_view(address: &str) -> serde_json::Value {
+    client()
+        .get(format!("{address}/visits/cluster"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_report_each_count_and_the_exact_total_once_each() {
+    let cluster = start_cluster(3, &[]);
+    for (i, node) in cluster.nodes.iter().enumerate() {
+        for _ in 0..=i {
+            visit(&node.address).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await; // past the cache
+
+    let view = cluster_view(&cluster.nodes[0].address).await;
+
+    assert_eq!(view["total"], 6, "{view}");
+    let pods = view["pods"].as_array().unwrap();
+    let counts: Vec<(String, u64)> = pods
+        .iter()
+        .map(|p| {
+            (
+                p["instance"].as_str().unwrap().to_owned(),
+                p["visits"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            ("pod-0".into(), 1),
+            ("pod-1".into(), 2),
+            ("pod-2".into(), 3)
+        ]
+    );
+    assert_eq!(view["unreachable"], serde_json::json!([]));
+
+    let (n, page) = visit(&cluster.nodes[2].address).await;
+    assert_eq!(n, 4);
+    assert!(
+        page.contains("visit #4 to this pod (pod-2) · 7 visits across 3 pods"),
+        "{page}"
+    );
+    let after: serde_json::Value = cluster_view(&cluster.nodes[1].address).await;
+    assert!(
+        after["total"].as_u64().unwrap() >= 6,
+        "the cluster view never counts a visit"
+    );
+    let own: u64 = client()
+        .get(format!("{}/visits", cluster.nodes[1].address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(own, 2, "fetching the cluster view did not count on pod-1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_or_hung_peer_is_reported_unreachable_and_the_page_stays_fast() {
+    // A peer that accepts connections and never answers.
+    let hung = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_url = format!("http://{}", hung.local_addr().unwrap());
+    let mut cluster = start_cluster(3, std::slice::from_ref(&hung_url));
+    for node in &cluster.nodes {
+        visit(&node.address).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let _ = cluster_view(&cluster.nodes[0].address).await; // learns every name
+
+    let dead = cluster.nodes.remove(2);
+    dead.signal("KILL");
+    drop(dead);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let started = Instant::now();
+    let (_, page) = visit(&cluster.nodes[0].address).await;
+    let page_took = started.elapsed();
+    let view = cluster_view(&cluster.nodes[0].address).await;
+
+    // Timeout 300 ms; anything near a second would mean the dead peer blocked the page.
+    assert!(
+        page_took < Duration::from_secs(3),
+        "the page took {page_took:?}"
+    );
+    assert!(page.contains("across 2 pods"), "{page}");
+    assert_eq!(view["total"], 3, "pod-0 has 2, pod-1 has 1: {view}");
+    let unreachable = view["unreachable"].as_array().unwrap();
+    assert_eq!(unreachable.len(), 2, "{view}");
+    let dead_entry = unreachable
+        .iter()
+        .find(|u| u["instance"] == "pod-2")
+        .expect("the dead pod is named");
+    assert!(
+        dead_entry["error"].as_str().unwrap().contains("connection"),
+        "{view}"
+    );
+    let hung_entry = unreachable
+        .iter()
+        .find(|u| u["peer"] == hung_url.as_str())
+        .expect("the hung peer is listed");
+    assert_eq!(hung_entry["error"], "timed out");
+    assert!(hung_entry["instance"].is_null());
+    drop(hung);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_metrics_count_discoveries_and_failed_fetches() {
+    let cluster = start_cluster(1, &["http://127.0.0.1:1".to_string()]);
+    visit(&cluster.nodes[0].address).await;
+    let metrics = client()
+        .get(format!("{}/metrics", cluster.nodes[0].address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("moscow_time_peers_discovered 2"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("moscow_time_peer_fetch_errors_total 0\n"),
+        "{metrics}"
+    );
+}
