@@ -49,7 +49,11 @@ fn assert_refusing(server: &Server, dir: &Path, count: u64, reason: &str) {
     }
     let ready = server.get("/readyz");
     assert_eq!(ready.status, 503);
-    assert!(ready.text().contains(reason), "readiness says {:?}", ready.text());
+    assert!(
+        ready.text().contains(reason),
+        "readiness says {:?}",
+        ready.text()
+    );
     assert_eq!(server.get("/healthz").status, 200, "liveness must not fail");
     assert_eq!(count_on_disk(dir), count, "the old count is intact");
     assert_eq!(server.reported_count(), count);
@@ -76,7 +80,10 @@ fn a_full_disk_answers_503_keeps_the_count_and_resumes_when_space_returns() {
     let mnt = match Mount::tmpfs("256k") {
         Ok(m) => m,
         Err(reason) => {
-            return skip(test, &format!("{reason}; the fault-seam unit test covers a failing write"));
+            return skip(
+                test,
+                &format!("{reason}; the fault-seam unit test covers a failing write"),
+            );
         }
     };
     let mut server = Server::start_in(&mnt.path, &[]);
@@ -89,7 +96,10 @@ fn a_full_disk_answers_503_keeps_the_count_and_resumes_when_space_returns() {
     let filler = mnt.path.join("filler");
     fill_until_enospc(&filler);
     assert_refusing(&server, &mnt.path, 3, "No space left on device");
-    assert!(server.metric(ERRORS) > errors_before, "{ERRORS} did not rise");
+    assert!(
+        server.metric(ERRORS) > errors_before,
+        "{ERRORS} did not rise"
+    );
 
     fs::remove_file(&filler).unwrap();
     assert_recovers(&mut server, &mnt.path, pid, 3);
@@ -101,7 +111,10 @@ fn a_volume_remounted_read_only_while_serving_answers_503_and_recovers_when_writ
     let mnt = match Mount::tmpfs("1m") {
         Ok(m) => m,
         Err(reason) => {
-            return skip(test, &format!("{reason}; the fault-seam unit test covers a failing write"));
+            return skip(
+                test,
+                &format!("{reason}; the fault-seam unit test covers a failing write"),
+            );
         }
     };
     let mut server = Server::start_in(&mnt.path, &[]);
@@ -113,7 +126,10 @@ fn a_volume_remounted_read_only_while_serving_answers_503_and_recovers_when_writ
 
     mnt.remount("ro");
     assert_refusing(&server, &mnt.path, 3, "Read-only file system");
-    assert!(server.metric(ERRORS) > errors_before, "{ERRORS} did not rise");
+    assert!(
+        server.metric(ERRORS) > errors_before,
+        "{ERRORS} did not rise"
+    );
 
     mnt.remount("rw");
     assert_recovers(&mut server, &mnt.path, pid, 3);
@@ -158,7 +174,10 @@ fn as_nobody(cmd: &Command) -> Command {
 fn a_data_folder_the_service_user_cannot_write_stops_startup_with_a_clear_error() {
     let test = "a_data_folder_the_service_user_cannot_write";
     if !is_root() || !have("setpriv") {
-        return skip(test, "needs root and setpriv(1) to run the binary as an unprivileged user");
+        return skip(
+            test,
+            "needs root and setpriv(1) to run the binary as an unprivileged user",
+        );
     }
     let mut version = bare_binary_command();
     version.arg("--version");
@@ -179,7 +198,11 @@ fn a_data_folder_the_service_user_cannot_write_stops_startup_with_a_clear_error(
         (&missing, "failed to create the data directory"),
     ] {
         let output = run_bounded(as_nobody(&binary_command(dir)), STARTUP_LIMIT);
-        assert!(!output.status.success(), "{}: started anyway", dir.display());
+        assert!(
+            !output.status.success(),
+            "{}: started anyway",
+            dir.display()
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(&dir.display().to_string()), "{stderr}");
         assert!(stderr.contains("Permission denied"), "{stderr}");
@@ -240,7 +263,11 @@ fn missing_nested_data_folders_are_created_through_the_binary() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("a/b/c");
     let server = Server::start_in(&dir, &[]);
-    assert_eq!(count_on_disk(&dir), 0, "visits exists from the first second");
+    assert_eq!(
+        count_on_disk(&dir),
+        0,
+        "visits exists from the first second"
+    );
     assert_eq!(server.visit(), 1);
     assert_eq!(count_on_disk(&dir), 1);
 }
@@ -275,7 +302,10 @@ fn config_files_that_are_missing_unreadable_or_not_json_stop_startup_naming_the_
         (write("yaml.json", "port: 8000\n"), "is invalid"),
         (write("empty.json", ""), "is invalid"),
         (write("truncated.json", r#"{"port": 80"#), "is invalid"),
-        (write("wrong-type.json", r#"{"port": "eighty"}"#), "is invalid"),
+        (
+            write("wrong-type.json", r#"{"port": "eighty"}"#),
+            "is invalid",
+        ),
         (write("array.json", "[1, 2]"), "is invalid"),
         (write("binary.json", "\u{0}\u{1}\u{2}"), "is invalid"),
     ];
@@ -285,7 +315,11 @@ fn config_files_that_are_missing_unreadable_or_not_json_stop_startup_naming_the_
             .arg("--config")
             .arg(&path);
         let output = run_bounded(cmd, STARTUP_LIMIT);
-        assert!(!output.status.success(), "{}: started anyway", path.display());
+        assert!(
+            !output.status.success(),
+            "{}: started anyway",
+            path.display()
+        );
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(&path.display().to_string()), "{stderr}");
         assert!(stderr.contains(needle), "{}: {stderr}", path.display());
