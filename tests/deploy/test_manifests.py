@@ -345,3 +345,21 @@ def test_notes_tell_how_to_read_each_pods_count():
 def test_notes_warn_loudly_when_persistence_is_off():
     notes = _notes("persistence-off-values.yaml")
     assert "WARNING: persistence is DISABLED" in notes and "emptyDir" in notes
+
+
+def test_peers_dns_follows_the_release_namespace_and_cluster_domain():
+    out = subprocess.run([HELM, "template", "prod", str(CHART), "--namespace", "shop",
+                          "--set", "clusterDomain=corp.local"],
+                         check=True, capture_output=True, text=True).stdout
+    import yaml
+    docs = [d for d in yaml.safe_load_all(out) if d]
+    sts = the_statefulset(docs)
+    assert sts["metadata"]["name"] == "prod-moscow-time"
+    assert sts["spec"]["serviceName"] == "prod-moscow-time-headless"
+    assert env_value(main_container(sts), "PEERS_DNS") == "prod-moscow-time-headless.shop.svc.corp.local"
+    assert all(d["metadata"]["namespace"] == "shop" for d in docs)
+    off = subprocess.run([HELM, "template", "prod", str(CHART), "--set", "peers.enabled=false"],
+                         check=True, capture_output=True, text=True).stdout
+    sts_off = the_statefulset([d for d in yaml.safe_load_all(off) if d])
+    assert env_value(main_container(sts_off), "PEERS_DNS") is None
+    assert "PEERS_DNS" not in [e["name"] for e in main_container(sts_off)["env"]]
