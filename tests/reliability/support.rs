@@ -23,6 +23,7 @@ pub struct Server {
     pub child: Child,
     pub addr: SocketAddr,
     logs: Arc<Mutex<Vec<Vec<u8>>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
@@ -38,7 +39,7 @@ impl Server {
         let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
         let sink = Arc::clone(&logs);
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
                 if let Ok(log) = serde_json::from_slice::<serde_json::Value>(&line)
                     && log["message"] == "listening"
@@ -53,6 +54,7 @@ impl Server {
             child,
             addr: "0.0.0.0:0".parse().unwrap(),
             logs,
+            reader: Some(reader),
         };
         let addr = rx
             .recv_timeout(Duration::from_secs(60))
@@ -114,8 +116,14 @@ impl Server {
         rss_kib(self.pid())
     }
 
-    /// Every stdout line so far, as raw bytes.
-    pub fn logs(&self) -> Vec<Vec<u8>> {
+    /// Every stdout line so far, as raw bytes; once the process has exited,
+    /// every line it wrote (waits for the reader to reach the end).
+    pub fn logs(&mut self) -> Vec<Vec<u8>> {
+        if self.child.try_wait().unwrap().is_some()
+            && let Some(reader) = self.reader.take()
+        {
+            reader.join().unwrap();
+        }
         self.logs.lock().unwrap().clone()
     }
 
