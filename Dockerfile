@@ -23,16 +23,16 @@
 
 FROM docker.io/library/rust:1.95-bookworm AS builder
 
-# bash with pipefail, so a failing `ldd` in a pipe fails the build.
-SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-
 WORKDIR /build
 
 # .dockerignore keeps target/, .git, .tools, data, bench results etc. out of the context.
 COPY . .
 
-# Build, then assemble the runtime root file system in /rootfs. The binary has to be
-# copied out inside this RUN because target/ is a cache mount.
+# Build, then assemble the runtime root file system in /rootfs; the binary has to be
+# copied out inside this RUN because target/ is a cache mount. Plain POSIX sh with no
+# pipes: podman's default OCI image format ignores SHELL, so `SHELL ["/bin/bash",
+# "-o", "pipefail", "-c"]` could not be relied on. The two chroot calls at the end
+# prove the copied libraries are complete.
 RUN --mount=type=cache,id=moscow-time-cargo-registry,target=/usr/local/cargo/registry,sharing=locked \
     --mount=type=cache,id=moscow-time-cargo-git,target=/usr/local/cargo/git,sharing=locked \
     --mount=type=cache,id=moscow-time-target,target=/build/target,sharing=locked \
@@ -42,10 +42,11 @@ RUN --mount=type=cache,id=moscow-time-cargo-registry,target=/usr/local/cargo/reg
     mkdir -p /rootfs/usr/local/bin /rootfs/usr/bin /rootfs/etc /rootfs/data /rootfs/tmp; \
     cp target/release/moscow-time /rootfs/usr/local/bin/moscow-time; \
     cp /bin/cat /rootfs/usr/bin/cat; \
-    deps="$(ldd /rootfs/usr/local/bin/moscow-time /rootfs/usr/bin/cat)"; \
-    if grep 'not found' <<<"$deps"; then exit 1; fi; \
-    libs="$(grep -o '/[^ ]*\.so[^ ]*' <<<"$deps" | sort -u)"; \
-    for lib in $libs; do cp -L --parents "$lib" /rootfs/; done; \
+    ldd /rootfs/usr/local/bin/moscow-time /rootfs/usr/bin/cat > /tmp/ldd.txt; \
+    cat /tmp/ldd.txt; \
+    if grep 'not found' /tmp/ldd.txt; then exit 1; fi; \
+    grep -o '/[^ ]*\.so[^ ]*' /tmp/ldd.txt > /tmp/libs.txt; \
+    while read -r lib; do cp -L --parents "$lib" /rootfs/; done < /tmp/libs.txt; \
     echo 'root:x:0:0:root:/root:/sbin/nologin' > /rootfs/etc/passwd; \
     echo 'nonroot:x:65532:65532:nonroot:/data:/sbin/nologin' >> /rootfs/etc/passwd; \
     echo 'root:x:0:' > /rootfs/etc/group; \
@@ -54,7 +55,7 @@ RUN --mount=type=cache,id=moscow-time-cargo-registry,target=/usr/local/cargo/reg
     chmod 1777 /rootfs/tmp; \
     chown 65532:65532 /rootfs/data; \
     chmod 0755 /rootfs/data; \
-    find /rootfs -printf '%M %u:%g %8s %p\n' | sort -k4; \
+    find /rootfs -printf '%M %u:%g %8s %p\n'; \
     chroot /rootfs /usr/bin/cat /etc/passwd >/dev/null; \
     chroot /rootfs /usr/local/bin/moscow-time --help >/dev/null
 
