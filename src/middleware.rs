@@ -21,6 +21,11 @@ use crate::startup::AppState;
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 /// The largest header section we accept, in bytes (names, values, `: ` and CRLF).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// The most of a client-supplied field (path, method) one log line carries.
+/// A refused 60 KiB target must not become a 60 KiB log line: containerd
+/// and Docker split lines over 16 KiB into partial records, and a client
+/// could flood the logs.
+const MAX_LOGGED_FIELD_BYTES: usize = 1024;
 
 /// Headers on every answer.
 pub fn security_headers() -> DefaultHeaders {
@@ -50,6 +55,19 @@ fn oversized(req: &ServiceRequest) -> Option<(StatusCode, &'static str)> {
     None
 }
 
+/// `text`, cut to [`MAX_LOGGED_FIELD_BYTES`] (on a character boundary)
+/// with `...` marking the cut.
+fn for_log(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.len() <= MAX_LOGGED_FIELD_BYTES {
+        return text.into();
+    }
+    let mut end = MAX_LOGGED_FIELD_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &text[..end]).into()
+}
+
 /// Enforces the size limits, then records metrics and logs one line.
 pub async fn observe(
     req: ServiceRequest,
@@ -73,8 +91,8 @@ pub async fn observe(
     // The path is client-supplied: `escape_debug` neutralises control
     // characters in text logs; the JSON formatter escapes it as a string.
     tracing::info!(
-        method = %request.method(),
-        path = %request.path().escape_debug(),
+        method = %for_log(request.method().as_str()),
+        path = %for_log(request.path()).escape_debug(),
         route,
         status = status.as_u16(),
         duration_ms = elapsed.as_secs_f64() * 1000.0,
