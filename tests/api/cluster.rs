@@ -1,7 +1,7 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Binary, client, visit_number};
+use crate::helpers::{Binary, client, get_json, visit_number};
 
 /// Ports that were free a moment ago, for instances that must know each
 /// other's addresses before they start.
@@ -67,14 +67,7 @@ async fn visit(address: &str) -> (u64, String) {
 }
 
 async fn cluster_view(address: &str) -> serde_json::Value {
-    client()
-        .get(format!("{address}/visits/cluster"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    get_json(&client(), &format!("{address}/visits/cluster")).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

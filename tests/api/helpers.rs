@@ -80,6 +80,11 @@ impl TestApp {
         visit_number(&response)
     }
 
+    /// `GET path` with `Accept: application/json`, parsed.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        get_json(&self.client, &format!("{}{path}", self.address)).await
+    }
+
     /// The count as `GET /visits` reports it.
     pub async fn reported_count(&self) -> u64 {
         self.get("/visits")
@@ -102,6 +107,47 @@ impl TestApp {
         self.handle.stop(true).await;
         self.task.await.unwrap().unwrap();
     }
+}
+
+/// `GET url` with `Accept: application/json`, parsed.
+pub async fn get_json(client: &reqwest::Client, url: &str) -> serde_json::Value {
+    let response = client
+        .get(url)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .expect("request sent");
+    assert!(
+        response.status().is_success(),
+        "{url} answered {}",
+        response.status()
+    );
+    response.json().await.expect("a JSON body")
+}
+
+/// `clients` concurrent clients each visiting `/` of `address` `n` times;
+/// every answer must be 200. Returns every visit number handed out.
+pub async fn load(address: &str, clients: usize, n: usize) -> Vec<u64> {
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let client = client();
+            let url = format!("{address}/");
+            tokio::spawn(async move {
+                let mut numbers = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let response = client.get(&url).send().await.unwrap();
+                    assert_eq!(response.status(), 200);
+                    numbers.push(visit_number(&response));
+                }
+                numbers
+            })
+        })
+        .collect();
+    let mut all = Vec::with_capacity(clients * n);
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all
 }
 
 /// The `X-Visit-Number` header of a page view.

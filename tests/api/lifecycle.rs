@@ -2,7 +2,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use crate::helpers::{
-    Binary, bare_binary_command, binary_command, client, count_on_disk, spawn_app, visit_number,
+    Binary, bare_binary_command, binary_command, client, count_on_disk, load, spawn_app,
+    visit_number,
 };
 
 #[tokio::test]
@@ -19,30 +20,6 @@ async fn the_count_survives_a_restart_on_the_same_folder() {
     assert_eq!(app.visit().await, 4);
     app.stop().await;
     assert_eq!(count_on_disk(dir.path()), 4);
-}
-
-/// Visits `n` times with `clients` concurrent clients; returns the numbers.
-async fn load(address: &str, clients: usize, n: usize) -> Vec<u64> {
-    let tasks: Vec<_> = (0..clients)
-        .map(|_| {
-            let client = client();
-            let url = format!("{address}/");
-            tokio::spawn(async move {
-                let mut numbers = Vec::new();
-                for _ in 0..n {
-                    let response = client.get(&url).send().await.unwrap();
-                    assert_eq!(response.status(), 200);
-                    numbers.push(visit_number(&response));
-                }
-                numbers
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use crate::helpers::{count_on_disk, spawn_app, visit_number};
+use crate::helpers::{count_on_disk, load, spawn_app, visit_number};
 
 #[tokio::test]
 async fn a_visit_counts_and_is_on_disk_before_the_answer() {
@@ -80,28 +80,12 @@ async fn head_probes_visits_time_and_metrics_do_not_count() {
 async fn sixty_four_clients_times_fifty_visits_give_exactly_3200_distinct_numbers() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app(dir.path()).await;
-    let clients: Vec<_> = (0..64)
-        .map(|_| {
-            let client = app.client.clone();
-            let url = format!("{}/", app.address);
-            tokio::spawn(async move {
-                let mut numbers = Vec::with_capacity(50);
-                for _ in 0..50 {
-                    let response = client.get(&url).send().await.unwrap();
-                    assert_eq!(response.status(), 200);
-                    numbers.push(visit_number(&response));
-                }
-                numbers
-            })
-        })
-        .collect();
-    let mut all = HashSet::new();
-    for client in clients {
-        for n in client.await.unwrap() {
-            assert!(all.insert(n), "visit number {n} was given twice");
-        }
-    }
+    let numbers = load(&app.address, 64, 50).await;
 
+    let mut all = HashSet::new();
+    for n in numbers {
+        assert!(all.insert(n), "visit number {n} was given twice");
+    }
     assert_eq!(all.len(), 3200);
     assert_eq!(
         all,
@@ -129,16 +113,7 @@ async fn visits_answers_plain_text_or_json_for_this_instance() {
     );
     assert_eq!(plain.text().await.unwrap(), "2\n");
 
-    let json: serde_json::Value = app
-        .client
-        .get(format!("{}/visits", app.address))
-        .header("accept", "application/json")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let json = app.get_json("/visits").await;
     assert_eq!(
         json,
         serde_json::json!({"visits": 2, "instance": "test-instance"})
@@ -151,7 +126,7 @@ async fn without_peers_the_cluster_view_is_this_instance_alone() {
     let dir = tempfile::tempdir().unwrap();
     let app = spawn_app(dir.path()).await;
     app.visit().await;
-    let view: serde_json::Value = app.get("/visits/cluster").await.json().await.unwrap();
+    let view = app.get_json("/visits/cluster").await;
     assert_eq!(view["total"], 1);
     assert_eq!(view["pods"][0]["instance"], "test-instance");
     assert_eq!(view["unreachable"], serde_json::json!([]));
