@@ -1,5 +1,5 @@
 //! Logging: `tracing` to stdout, JSON lines for collectors or plain text for
-//! a terminal, filtered by `RUST_LOG` (default `info`).
+//! a terminal, filtered by `RUST_LOG` (default [`DEFAULT_FILTER`]).
 //!
 //! stdout carries nothing but log lines, so `kubectl logs` is parseable.
 //! Client-supplied text (paths) is logged as fields, which the JSON
@@ -10,9 +10,15 @@ use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
 
+/// `info`, except actix's HTTP/1 parser, which logs every malformed request
+/// a scanner sends at ERROR level ("stream error: ..."): those are the
+/// client's errors, answered with 4xx, and must not page anyone. Set
+/// `RUST_LOG` to see them again.
+pub const DEFAULT_FILTER: &str = "info,actix_http::h1=off";
+
 /// Installs the global subscriber. Call once, before anything logs.
 pub fn init(format: LogFormat) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stdout);
