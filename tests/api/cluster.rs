@@ -197,3 +197,24 @@ async fn peer_metrics_count_discoveries_and_failed_fetches() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peers_from_dns_find_this_instance_by_its_address_and_count_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Binary::start(
+        dir.path(),
+        &["--instance", "solo", "--peers-dns", "localhost"],
+    );
+    visit(&node.address).await;
+    visit(&node.address).await;
+
+    let view = cluster_view(&node.address).await;
+
+    assert_eq!(view["total"], 2, "{view}");
+    let pods = view["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), 1, "{view}");
+    assert_eq!(pods[0]["instance"], "solo");
+    // localhost resolves to 127.0.0.1 (where it listens) and maybe ::1
+    // (where it does not, so that address may be listed as unreachable).
+    assert_eq!(pods[0]["peer"], node.address.as_str(), "{view}");
+}
