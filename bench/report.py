@@ -116,6 +116,37 @@ def chart_latency(doc, path: Path) -> None:
     plt.close(fig)
 
 
+def target_notes(doc: dict) -> list[str]:
+    """Plain facts from the run that explain each target's result."""
+    out = []
+    t = {x["key"]: x for x in doc.get("targets", [])}
+    v = run_of(doc, "moscow-time", "visit", 64)
+    h = run_of(doc, "moscow-time", "healthz", 64)
+    probe = doc.get("probe") or {}
+    if v and v.get("durable_writes"):
+        near = v.get("probe_adjacent")
+        near_txt = f" (disk probe just before the run: median {near['median_ms']:.2f} ms)" if near else ""
+        bound = 64 / (v["mean_write_ms"] / 1e3) if v["mean_write_ms"] else None
+        out.append(
+            f"GET / at c=64: {v['writes_per_s']:,.0f} durable writes/s of {v['mean_batch']} visits each, "
+            f"{v['mean_write_ms']:.2f} ms per write inside the service{near_txt}. A closed-loop client with 64 connections can have at "
+            f"most 64 visits waiting, so throughput is capped near 64 / write time = {bound:,.0f}/s: the durable "
+            "path is bound by how fast this disk fsyncs at that moment, and GET /healthz by CPU.")
+    if v and h:
+        out.append(
+            f"Latency floor (Little's law): at c=64 the mean latency is 64 / throughput = "
+            f"{64e3 / v['rps']:.2f} ms for GET / and {64e3 / h['rps']:.2f} ms even for GET /healthz "
+            f"(its p99: {h['latency_ms']['p99']:.2f} ms), against a p99 limit of 3 x "
+            f"{probe.get('median_ms', float('nan')):.3f} ms = {3 * probe.get('median_ms', float('nan')):.2f} ms.")
+    for key in ("vs_flask-file", "vs_flask-redis"):
+        if key in t and t[key]["pass"] is False:
+            out.append(f"{t[key]['title']}: {t[key]['detail']}; the peers are CPU-bound Python and keep "
+                       "their throughput when the disk is slow, moscow-time's GET / is disk-bound.")
+    if "rss_c256" in t:
+        out.append(f"Peak RSS at c=256: {t['rss_c256']['value']} MiB (VmHWM of the one server process).")
+    return out
+
+
 def render(doc: dict, results_name: str) -> str:
     m = doc["meta"]
     probe = doc.get("probe", {})
@@ -132,13 +163,15 @@ def render(doc: dict, results_name: str) -> str:
     a("")
     a(f"Machine: {m['cpus']} cores ({m['cpu_model']}), {m['mem_gib']} GiB, Linux {m['kernel']}; "
       f"data folders on `{m['data_fs']}`. Load generator: {m['load_generator']}; "
-      f"{m['redis'].split(' sha=')[0]}; Python {m['python']}, {m['gunicorn']}.")
+      f"{m['redis'].split(' sha=')[0]}; Python {m['python']}, {m['gunicorn']}. Load average (1/5/15 min) "
+      f"at the start {' / '.join(m.get('loadavg_at_start', []))}, at the end {' / '.join(m.get('loadavg_at_end', []))} "
+      "(anything else running on the machine competes with the benchmark).")
     a("")
     a("## How to run")
     a("")
     a("```")
-    a("bench/run            # full suite, ~6 s per run, about 10-15 min on 2 cores")
-    a("bench/run --quick    # ~2 s per run, about 3 min")
+    a("bench/run            # full suite, ~8 s per run, about 10-15 min on 2 cores")
+    a("bench/run --quick    # ~1.5 s per run, about 3-4 min")
     a("bench/run --long     # 20 s per run")
     a("bench/run --duration 10 --concurrency 64,256 --systems moscow-time,flask-redis   # any subset")
     a("```")
@@ -157,6 +190,13 @@ def render(doc: dict, results_name: str) -> str:
         a(f"| {t['title']} | {t['value']}{(' ' + t['unit']) if t['unit'] else ''} | {t['cmp']} {t['limit']} "
           f"| **{t['status']}** | {t['detail']} |")
     a("")
+    notes = target_notes(doc)
+    if notes:
+        a("Reading them:")
+        a("")
+        for n in notes:
+            a(f"- {n}")
+        a("")
     a("## Headline: c=64")
     a("")
     a("| system | GET /healthz req/s | GET / req/s | GET /visits req/s | GET / p50 / p99 ms | lost visits "
@@ -166,7 +206,7 @@ def render(doc: dict, results_name: str) -> str:
         h, v, r = (run_of(doc, s, sc, 64) for sc in ("healthz", "visit", "visits"))
         a(f"| {d['label']} | {fmt_int(h and h['rps'])} | {fmt_int(v and v['rps'])} | {fmt_int(r and r['rps'])} | "
           f"{fmt_ms(v and v['latency_ms']['p50'])} / {fmt_ms(v and v['latency_ms']['p99'])} | "
-          f"{'-' if not v else v['lost']} | {'-' if not v else f'{v['peak_rss_kib'] / 1024:.1f} MiB'} |")
+          f"{'-' if not v else v['lost']} | {'-' if not v else '%.1f MiB' % (v['peak_rss_kib'] / 1024)} |")
     if probe:
         a(f"| *disk ceiling: one thread, {probe['cycle']}* | | {probe['cycles_per_sec']:,.0f} cycles/s | | "
           f"median {probe['median_ms']:.3f}, p99 {probe['p99_ms']:.3f} | | |")
@@ -180,13 +220,33 @@ def render(doc: dict, results_name: str) -> str:
         a("")
         a(f"`bench/fsync_probe.py` repeats `{probe['cycle']}` in one thread, in a folder on the same "
           f"file system as the services' data, for {probe['before']['seconds']:.0f} s before and "
-          f"{probe['after']['seconds']:.0f} s after the load runs. Together: **{probe['cycles_per_sec']:,.0f} "
+          f"{probe['after']['seconds']:.0f} s after the load runs, and for {probe.get('adjacent_seconds', 0):.0f} s "
+          "in short bursts right before every `GET /` run (while the server idles). Together: **{probe['cycles_per_sec']:,.0f} "
           f"cycles/s**; one durable write takes median **{probe['median_ms']:.3f} ms**, mean "
           f"{probe['mean_ms']:.3f} ms, p90 {probe['p90_ms']:.3f} ms, p99 {probe['p99_ms']:.3f} ms, max "
           f"{probe['max_ms']:.1f} ms (before: {probe['before']['cycles_per_sec']:,.0f}/s, median "
           f"{probe['before']['median_ms']:.3f} ms; after: {probe['after']['cycles_per_sec']:,.0f}/s, median "
           f"{probe['after']['median_ms']:.3f} ms). A counter that makes every visit durable on its own "
           "cannot count faster than this; only group commit (many visits per write) can.")
+        a("")
+    gc = [r for r in doc["runs"] if r["scenario"] == "visit" and r.get("durable_writes") is not None]
+    if gc:
+        a("## Group commit at work")
+        a("")
+        a("From the service's own `/metrics` (`moscow_time_persist_duration_seconds`, "
+          "`moscow_time_persist_batch_size`), read just before and after each measured `GET /` run. "
+          "Little's law gives the mean latency a closed-loop client must see at concurrency c: c / throughput.")
+        a("")
+        a("| system | c | visits/s | durable writes/s | visits per write | mean write ms | disk probe just before: "
+          "median ms | mean latency ms | c / throughput ms |")
+        a("|---|---|---|---|---|---|---|---|---|")
+        for r in gc:
+            a(f"| {sysd[r['system']]['label']} | {r['concurrency']} | {fmt_int(r['rps'])} | "
+              f"{fmt_int(r['writes_per_s'])} | {r['mean_batch'] if r['mean_batch'] is not None else '-'} | "
+              f"{fmt_ms(r['mean_write_ms'])} | "
+              f"{fmt_ms(r['probe_adjacent']['median_ms']) if r.get('probe_adjacent') else '-'} | "
+              f"{fmt_ms(r['latency_ms']['mean'])} | "
+              f"{fmt_ms(1e3 * r['concurrency'] / r['rps'] if r['rps'] else None)} |")
         a("")
     a("## Correctness: lost visits and distinct visit numbers")
     a("")
@@ -213,11 +273,11 @@ def render(doc: dict, results_name: str) -> str:
           "every visit number handed out: the `X-Visit-Number` header for moscow-time, the number printed "
           "in the page for the peers.")
         a("")
-        a("| system | 200s | numbers | distinct | duplicates | lost | numbers = before+1..before+200s |")
-        a("|---|---|---|---|---|---|---|")
+        a("| system | 200s | numbers | distinct | duplicates | lost | numbers = before+1..before+200s | took |")
+        a("|---|---|---|---|---|---|---|---|")
         for s, d in dist.items():
             a(f"| {sysd[s]['label']} | {d['ok_200']:,} | {d['numbers_seen']:,} | {d['distinct_numbers']:,} | "
-              f"{d['duplicates']:,} | {d['lost']:,} | {'yes' if d['contiguous'] else 'no'} |")
+              f"{d['duplicates']:,} | {d['lost']:,} | {'yes' if d['contiguous'] else 'no'} | {d['elapsed_s']:.1f} s |")
         a("")
     st = doc.get("startup", {})
     if st:
@@ -237,14 +297,16 @@ def render(doc: dict, results_name: str) -> str:
       "during the measured load; `oha CPU` is the load generator's.")
     a("")
     a("| system | request | c | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | peak RSS MiB "
-      "| server CPU s | oha CPU s | lost |")
-    a("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "| server CPU s | CPU µs/req | oha CPU s | lost |")
+    a("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in doc["runs"]:
         lm = r["latency_ms"]
         a(f"| {sysd[r['system']]['label']} | GET {r['path']} | {r['concurrency']} | {fmt_int(r['rps'])} | "
           f"{fmt_ms(lm['p50'])} | {fmt_ms(lm['p90'])} | {fmt_ms(lm['p99'])} | {fmt_ms(lm['max'])} | "
-          f"{r['errors']:,} | {r['peak_rss_kib'] / 1024:.1f} | {r['cpu_s']:.1f} | {r['loadgen_cpu_s']:.1f} | "
-          f"{'-' if r['lost'] is None else f'{r['lost']:,}'} |")
+          f"{r['errors']:,} | {r['peak_rss_kib'] / 1024:.1f} | {r['cpu_s']:.1f} | "
+          f"{'-' if r.get('server_cpu_us_per_req') is None else format(r['server_cpu_us_per_req'], '.0f')} | "
+          f"{r['loadgen_cpu_s']:.1f} | "
+          f"{'-' if r['lost'] is None else format(r['lost'], ',')} |")
     a("")
     a("## Method and caveats")
     a("")
@@ -258,6 +320,11 @@ def render(doc: dict, results_name: str) -> str:
       "numbers are a floor for what the server does on its own; the ratios compare systems under the "
       "same generator.")
     a("- `GET /healthz` is the HTTP ceiling of the same server: the same stack without the counter.")
+    a(f"- moscow-time runs with its defaults except `--max-batch` where named; `RUST_LOG`: {m.get('rust_log', 'unset')}, "
+      "written to a log file like a container runtime would collect it. gunicorn keeps its default (no access log).")
+    a("- Lost visits of the file counter come from two races of the read-add-write-in-place pattern: two "
+      "workers read the same value (a lost update), and a worker that reads the file right after another one "
+      "truncated it (`open(..., \"w\")`) reads an empty file, takes it as 0 and restarts the count.")
     for s, d in sysd.items():
         extra = f" Command: `{' '.join(d['command'])}`." if d.get("command") else ""
         a(f"- **{d['label']}**: {d['description']}{extra}")

@@ -283,8 +283,9 @@ class MoscowTime(System):
 
     ready_path = "/readyz"
 
-    def __init__(self, binary: Path, max_batch: int | None = None):
+    def __init__(self, binary: Path, max_batch: int | None = None, rust_log: str | None = None):
         self.binary, self.max_batch = binary, max_batch
+        self.env = {"RUST_LOG": rust_log} if rust_log else {}
         if max_batch is None:
             self.name, self.label = "moscow-time", "moscow-time"
         else:
@@ -308,11 +309,30 @@ class MoscowTime(System):
     def start(self, tag: str) -> Running:
         port, data = free_port(), fresh_dir(f"{self.name}-{tag}")
         logf = open(data.parent / f"{self.name}-{tag}.log", "w")
-        p = self._spawn(self.command(port, data / "data"), {"RUST_LOG": "warn"}, logf)
+        p = self._spawn(self.command(port, data / "data"), self.env, logf)
         return Running(self, [p], port, data / "data", [logf])
 
     def read_count(self, r: Running) -> int:
         return self.read_file_count(r.data / "visits")
+
+    PERSIST = ("moscow_time_persist_duration_seconds_sum", "moscow_time_persist_duration_seconds_count",
+               "moscow_time_persist_batch_size_sum", "moscow_time_persist_batch_size_count")
+
+    def persist_stats(self, r: Running) -> dict | None:
+        """The service's own group-commit counters from /metrics (read once before and after a run)."""
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", r.port, timeout=5)
+            conn.request("GET", "/metrics")
+            text = conn.getresponse().read().decode()
+            conn.close()
+        except (OSError, http.client.HTTPException):
+            return None
+        out = {}
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] in self.PERSIST:
+                out[parts[0]] = float(parts[1])
+        return out if len(out) == len(self.PERSIST) else None
 
 
 class FlaskFile(System):
@@ -499,6 +519,9 @@ def distinct_check(system: System, n: int, conc: int) -> dict:
         after = r.count()
     finally:
         r.stop()
+    shutil.rmtree(TMP / f"{system.name}-distinct", ignore_errors=True)
+    for f in r.logs:
+        Path(f.name).unlink(missing_ok=True)
     ok = statuses.get(200, 0)
     uniq = len(set(numbers))
     expected = set(range(before + 1, before + ok + 1))
@@ -528,7 +551,7 @@ def startup_check(system: System, starts: int) -> dict:
         cmd = system.command(port, data / "data")
         t0 = time.perf_counter()
         p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                             start_new_session=True, env={**os.environ, "RUST_LOG": "warn"})
+                             start_new_session=True, env={**os.environ, **system.env})
         t = None
         while time.perf_counter() - t0 < 10:  # tight poll, bounded
             if http_status(port, system.ready_path, timeout=0.5) == 200:
@@ -539,6 +562,9 @@ def startup_check(system: System, starts: int) -> dict:
             time.sleep(0.0002)
         terminate([p])
         logf.close()
+        shutil.rmtree(data, ignore_errors=True)
+        if t is not None:
+            Path(logf.name).unlink(missing_ok=True)
         if t is None:
             raise RuntimeError(f"{system.name} never answered 200 on {system.ready_path}")
         samples.append(round(t * 1e3, 3))
@@ -624,17 +650,24 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--binary", default=str(ROOT / "target" / "release" / "moscow-time"))
     ap.add_argument("--oha", default=str(TOOLS / "bin" / "oha"))
-    ap.add_argument("--duration", type=float, default=6.0, help="seconds of load per run")
+    ap.add_argument("--duration", type=float, default=8.0, help="seconds of load per run")
     ap.add_argument("--warmup", type=float, default=1.5, help="seconds of warm-up load per run")
     ap.add_argument("--concurrency", default="1,16,64,256")
     ap.add_argument("--scenarios", default="healthz,visit,visits")
     ap.add_argument("--systems", default="moscow-time,moscow-time-batch1,flask-file,flask-redis")
     ap.add_argument("--peer-workers", type=int, default=4)
     ap.add_argument("--probe-seconds", type=float, default=5.0)
+    ap.add_argument("--adjacent-probe", type=float, default=1.0,
+                    help="seconds of fsync probe right before every GET / run (0: none)")
     ap.add_argument("--distinct-requests", type=int, default=5000)
     ap.add_argument("--startup-runs", type=int, default=7)
+    ap.add_argument("--rust-log", default=None,
+                    help="RUST_LOG for moscow-time (default: unset, the service's default `info`, "
+                         "one JSON line per request to a log file)")
     ap.add_argument("--mode", default="custom", help="label stored in the results (default/quick/long)")
-    ap.add_argument("--no-report", action="store_true")
+    ap.add_argument("--no-report", action="store_true", help="do not render docs/benchmarks.md")
+    ap.add_argument("--results-dir", default=str(RESULTS),
+                    help="where run-<time>.json and latest.json go (default bench/results)")
     a = ap.parse_args()
 
     concs = [int(x) for x in a.concurrency.split(",") if x]
@@ -644,8 +677,8 @@ def main() -> int:
             ap.error(f"unknown scenario {s}")
     binary = Path(a.binary).resolve()
     all_systems = {
-        "moscow-time": lambda: MoscowTime(binary),
-        "moscow-time-batch1": lambda: MoscowTime(binary, max_batch=1),
+        "moscow-time": lambda: MoscowTime(binary, rust_log=a.rust_log),
+        "moscow-time-batch1": lambda: MoscowTime(binary, max_batch=1, rust_log=a.rust_log),
         "flask-file": lambda: FlaskFile(a.peer_workers),
         "flask-redis": lambda: FlaskRedis(a.peer_workers),
     }
@@ -666,13 +699,14 @@ def main() -> int:
     log(f"  {p1['cycles_per_sec']:.0f} cycles/s, median {p1['median_ms']:.3f} ms")
 
     runs = []
+    adjacent_times: list[float] = []
     total = len(systems) * len(scens) * len(concs)
     i = 0
     for s in systems:
         for scen in scens:
             for c in concs:
                 i += 1
-                runs.append(one_run(a, s, scen, c, i, total))
+                runs.append(one_run(a, s, scen, c, i, total, adjacent_times))
     doc["runs"] = runs
 
     doc["distinct"] = {}
@@ -702,9 +736,12 @@ def main() -> int:
     log(f"fsync probe ({a.probe_seconds}s, after load)")
     p2, times2 = run_probe(a.probe_seconds, "after")
     log(f"  {p2['cycles_per_sec']:.0f} cycles/s, median {p2['median_ms']:.3f} ms")
-    times = sorted(times1 + times2)
-    secs = p1["seconds"] + p2["seconds"]
+    times = sorted(times1 + times2 + adjacent_times)
+    adj_secs = sum(r["probe_adjacent"]["seconds"] for r in runs if r.get("probe_adjacent"))
+    secs = p1["seconds"] + p2["seconds"] + adj_secs
     doc["probe"] = {
+        "pooled": "before + after + the short probe before every GET / run",
+        "adjacent_seconds": round(adj_secs, 3),
         "cycle": p1["cycle"],
         "seconds": round(secs, 3),
         "cycles": len(times),
@@ -717,18 +754,20 @@ def main() -> int:
         "before": p1,
         "after": p2,
     }
-    shutil.rmtree(TMP / "probe-before", ignore_errors=True)
-    shutil.rmtree(TMP / "probe-after", ignore_errors=True)
+    for d in TMP.glob("probe-*"):
+        shutil.rmtree(d, ignore_errors=True)
 
     doc["targets"] = evaluate(doc)
     doc["meta"]["suite_seconds"] = round(time.monotonic() - t_start, 1)
-    RESULTS.mkdir(exist_ok=True)
+    doc["meta"]["loadavg_at_end"] = open("/proc/loadavg").read().split()[:3]
+    results = Path(a.results_dir).resolve()
+    results.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
-    out = RESULTS / f"run-{stamp}.json"
+    out = results / f"run-{stamp}.json"
     doc["meta"]["results_file"] = out.name
     out.write_text(json.dumps(doc, indent=1) + "\n")
-    shutil.copyfile(out, RESULTS / "latest.json")
-    log(f"results: {out.relative_to(ROOT)} (and bench/results/latest.json)")
+    shutil.copyfile(out, results / "latest.json")
+    log(f"results: {out} (and latest.json beside it)")
 
     print("\nTargets (ratios from this run):")
     for t in doc["targets"]:
@@ -739,18 +778,26 @@ def main() -> int:
     return 0
 
 
-def one_run(a, s: System, scen: str, c: int, i: int, total: int) -> dict:
+def one_run(a, s: System, scen: str, c: int, i: int, total: int, probe_times: list[float]) -> dict:
     path = SCENARIOS[scen]
     tag = f"{scen}-c{c}"
     r, ready = s.start_ready(tag)
+    near = None
     try:
         if a.warmup > 0:
             run_oha(a.oha, r.port, path, c, a.warmup)
+        if scen == "visit" and a.adjacent_probe > 0:
+            # the disk as it is right now (other tenants' I/O comes and goes): a short probe
+            # while the server idles, right before its measured load
+            near, times = run_probe(a.adjacent_probe, f"{s.name}-c{c}")
+            probe_times.extend(times)
         before = r.count()
+        m0 = s.persist_stats(r) if isinstance(s, MoscowTime) else None
         sampler = Sampler(r.roots).start()
         j = run_oha(a.oha, r.port, path, c, a.duration)
         res = sampler.stop()
         after = r.count()
+        m1 = s.persist_stats(r) if m0 else None
         alive = r.alive()
     finally:
         r.stop()
@@ -761,11 +808,26 @@ def one_run(a, s: System, scen: str, c: int, i: int, total: int) -> dict:
            "counted": after - before,
            "lost": (before + summ["ok_200"] - after) if scen == "visit" else None,
            "ready_after_ms": round(ready * 1e3, 1), "server_alive_at_end": alive}
+    if near:
+        row["probe_adjacent"] = {k: round(near[k], 4) for k in ("seconds", "cycles_per_sec", "median_ms", "p99_ms")}
+    row["server_cpu_us_per_req"] = round(1e6 * res["cpu_s"] / summ["requests"], 1) if summ["requests"] else None
+    if m0 and m1 and scen == "visit":
+        d = {k: m1[k] - m0[k] for k in m0}
+        writes = d["moscow_time_persist_duration_seconds_count"]
+        row["durable_writes"] = int(writes)
+        row["writes_per_s"] = round(writes / summ["elapsed_s"], 1) if summ["elapsed_s"] else None
+        row["mean_write_ms"] = round(1e3 * d["moscow_time_persist_duration_seconds_sum"] / writes, 4) if writes else None
+        bc = d["moscow_time_persist_batch_size_count"]
+        row["mean_batch"] = round(d["moscow_time_persist_batch_size_sum"] / bc, 2) if bc else None
     lost = "" if row["lost"] is None else f" lost={row['lost']}"
+    if row.get("durable_writes") is not None:
+        lost += f" writes/s={row['writes_per_s']} batch={row['mean_batch']} write={row['mean_write_ms']}ms"
     log(f"[{i}/{total}] {s.name:20} GET {path:9} c={c:<3} {row['rps']:>9,.0f} req/s  "
         f"p50={row['latency_ms']['p50']:.2f} p99={row['latency_ms']['p99']:.2f} ms  "
         f"err={row['errors']} rss={row['peak_rss_kib'] / 1024:.1f}MiB cpu={row['cpu_s']:.1f}s{lost}")
     shutil.rmtree(TMP / f"{s.name}-{tag}", ignore_errors=True)
+    for f in r.logs:  # kept only when a run fails
+        Path(f.name).unlink(missing_ok=True)
     return row
 
 
@@ -807,7 +869,9 @@ def meta(a, binary: Path, started: datetime) -> dict:
         "redis": _cmd_out(["redis-server", "--version"]),
         "python": platform.python_version(),
         "gunicorn": _cmd_out([str(VENV / "bin" / "gunicorn"), "--version"]),
+        "loadavg_at_start": open("/proc/loadavg").read().split()[:3],
         "pinning": "none: load generator and servers share all cores",
+        "rust_log": a.rust_log or "unset (service default: info, one JSON log line per request)",
     }
 
 
