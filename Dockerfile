@@ -96,7 +96,8 @@ USER 65532:65532
 
 EXPOSE 8000
 
-# actix drains in-flight requests on SIGTERM (SIGINT/SIGQUIT are "fast" shutdowns).
+# The service drains in-flight requests and persists the last batch on SIGTERM
+# (what Kubernetes and `podman stop` send), then exits 0.
 STOPSIGNAL SIGTERM
 
 ENTRYPOINT ["/usr/local/bin/moscow-time"]
