@@ -124,14 +124,19 @@ def target_notes(doc: dict) -> list[str]:
     h = run_of(doc, "moscow-time", "healthz", 64)
     probe = doc.get("probe") or {}
     if v and v.get("durable_writes"):
+        c1 = run_of(doc, "moscow-time", "visit", 1)
         near = v.get("probe_adjacent")
         near_txt = f" (disk probe just before the run: median {near['median_ms']:.2f} ms)" if near else ""
         bound = 64 / (v["mean_write_ms"] / 1e3) if v["mean_write_ms"] else None
         out.append(
-            f"GET / at c=64: {v['writes_per_s']:,.0f} durable writes/s of {v['mean_batch']} visits each, "
-            f"{v['mean_write_ms']:.2f} ms per write inside the service{near_txt}. A closed-loop client with 64 connections can have at "
-            f"most 64 visits waiting, so throughput is capped near 64 / write time = {bound:,.0f}/s: the durable "
-            "path is bound by how fast this disk fsyncs at that moment, and GET /healthz by CPU.")
+            f"GET / at c=64: {v['rps']:,.0f} visits/s = {v['writes_per_s']:,.0f} durable writes/s x "
+            f"{v['mean_batch']} visits per write. One write took {v['mean_write_ms']:.2f} ms inside the service "
+            f"under this load{near_txt}; at c=1 the same write took "
+            + (f"{c1['mean_write_ms']:.2f} ms. " if c1 and c1.get('mean_write_ms') else "- ms. ")
+            + f"Server CPU {v['cpu_s']:.1f} s, oha {v['loadgen_cpu_s']:.1f} s"
+            + (f", others {v['other_cpu_s']:.1f} s" if 'other_cpu_s' in v else "")
+            + f" of {2 * doc['meta']['duration_s']:g} CPU-s; GET /healthz at c=64 used "
+            f"{h['cpu_s']:.1f} s + {h['loadgen_cpu_s']:.1f} s." if h else "")
     if v and h:
         out.append(
             f"Latency floor (Little's law): at c=64 the mean latency is 64 / throughput = "
@@ -211,6 +216,15 @@ def render(doc: dict, results_name: str) -> str:
         a(f"| *disk ceiling: one thread, {probe['cycle']}* | | {probe['cycles_per_sec']:,.0f} cycles/s | | "
           f"median {probe['median_ms']:.3f}, p99 {probe['p99_ms']:.3f} | | |")
     a("")
+    ff, fr = run_of(doc, "flask-file", "visit", 64), run_of(doc, "flask-redis", "visit", 64)
+    mh = run_of(doc, "moscow-time", "healthz", 64)
+    a("Reference figures quoted in issue 5, measured on such a machine with `wrk -t2 -c64 -d10s`: Flask under "
+      "gunicorn (1 worker) file counter ~1,300 req/s; Flask+Redis (4 workers) appendfsync always ~1,700 req/s; "
+      "a lossy actix app ~65,000 req/s; one thread temp+fsync+rename+fsync-dir ~1,400-1,800 cycles/s. "
+      f"This run at c=64: file counter {fmt_int(ff and ff['rps'])}, Flask+Redis {fmt_int(fr and fr['rps'])}, "
+      f"moscow-time GET /healthz {fmt_int(mh and mh['rps'])} req/s, disk "
+      f"{fmt_int(probe.get('cycles_per_sec'))} cycles/s.")
+    a("")
     a("![Throughput per scenario and concurrency](bench-throughput.png)")
     a("")
     a("![Latency percentiles of GET /](bench-latency.png)")
@@ -221,7 +235,8 @@ def render(doc: dict, results_name: str) -> str:
         a(f"`bench/fsync_probe.py` repeats `{probe['cycle']}` in one thread, in a folder on the same "
           f"file system as the services' data, for {probe['before']['seconds']:.0f} s before and "
           f"{probe['after']['seconds']:.0f} s after the load runs, and for {probe.get('adjacent_seconds', 0):.0f} s "
-          "in short bursts right before every `GET /` run (while the server idles). Together: **{probe['cycles_per_sec']:,.0f} "
+          "in short bursts right before every `GET /` run (while the server idles). Together: "
+          f"**{probe['cycles_per_sec']:,.0f} "
           f"cycles/s**; one durable write takes median **{probe['median_ms']:.3f} ms**, mean "
           f"{probe['mean_ms']:.3f} ms, p90 {probe['p90_ms']:.3f} ms, p99 {probe['p99_ms']:.3f} ms, max "
           f"{probe['max_ms']:.1f} ms (before: {probe['before']['cycles_per_sec']:,.0f}/s, median "
@@ -294,18 +309,22 @@ def render(doc: dict, results_name: str) -> str:
     a("")
     a("Peak RSS is the largest sum of `VmHWM` over the server's processes (gunicorn master + workers, plus "
       "`redis-server` for the Redis peer) sampled every 100 ms; CPU is the server processes' utime+stime "
-      "during the measured load; `oha CPU` is the load generator's.")
+      "during the measured load; `oha CPU` is the load generator's; `other CPU` is what the rest of the "
+      f"machine used meanwhile (busy time from /proc/stat minus both; {m['cpus']} cores x "
+      f"{m['duration_s']:g} s = {m['cpus'] * m['duration_s']:g} CPU-s available): anything well above zero "
+      "is another tenant competing with the run.")
     a("")
     a("| system | request | c | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | peak RSS MiB "
-      "| server CPU s | CPU µs/req | oha CPU s | lost |")
-    a("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "| server CPU s | CPU µs/req | oha CPU s | other CPU s | lost |")
+    a("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in doc["runs"]:
         lm = r["latency_ms"]
         a(f"| {sysd[r['system']]['label']} | GET {r['path']} | {r['concurrency']} | {fmt_int(r['rps'])} | "
           f"{fmt_ms(lm['p50'])} | {fmt_ms(lm['p90'])} | {fmt_ms(lm['p99'])} | {fmt_ms(lm['max'])} | "
           f"{r['errors']:,} | {r['peak_rss_kib'] / 1024:.1f} | {r['cpu_s']:.1f} | "
           f"{'-' if r.get('server_cpu_us_per_req') is None else format(r['server_cpu_us_per_req'], '.0f')} | "
-          f"{r['loadgen_cpu_s']:.1f} | "
+          f"{r['loadgen_cpu_s']:.1f} | {r['other_cpu_s']:.1f} | " if 'other_cpu_s' in r else
+          f"{r['loadgen_cpu_s']:.1f} | - | "
           f"{'-' if r['lost'] is None else format(r['lost'], ',')} |")
     a("")
     a("## Method and caveats")
@@ -324,7 +343,8 @@ def render(doc: dict, results_name: str) -> str:
       "written to a log file like a container runtime would collect it. gunicorn keeps its default (no access log).")
     a("- Lost visits of the file counter come from two races of the read-add-write-in-place pattern: two "
       "workers read the same value (a lost update), and a worker that reads the file right after another one "
-      "truncated it (`open(..., \"w\")`) reads an empty file, takes it as 0 and restarts the count.")
+      "truncated it (`open(..., \"w\")`) reads an empty file, takes it as 0 and restarts the count; the count "
+      "can even go backwards, so a run can lose more visits than it served.")
     for s, d in sysd.items():
         extra = f" Command: `{' '.join(d['command'])}`." if d.get("command") else ""
         a(f"- **{d['label']}**: {d['description']}{extra}")
