@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Renders docs/benchmarks.md and docs/bench-*.png from one results file.
 
-Usage: report.py [bench/results/run-....json]   (default: bench/results/latest.json)
+Usage: report.py [RESULTS.json [OUT_DIR]]
+  RESULTS.json  default bench/results/latest.json
+  OUT_DIR       default docs/ (benchmarks.md, bench-throughput.png, bench-latency.png)
 Run by bench/suite.py at the end of every suite run; it can be re-run alone.
 """
 
@@ -356,12 +358,13 @@ def render(doc: dict, results_name: str) -> str:
 def main() -> None:
     src = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results" / "latest.json"
     doc = json.loads(src.read_text())
+    out = Path(sys.argv[2]) if len(sys.argv) > 2 else DOCS
     name = doc["meta"].get("results_file", src.name)
-    DOCS.mkdir(exist_ok=True)
-    chart_throughput(doc, DOCS / "bench-throughput.png")
-    chart_latency(doc, DOCS / "bench-latency.png")
-    (DOCS / "benchmarks.md").write_text(render(doc, name))
-    print(f"wrote docs/benchmarks.md, docs/bench-throughput.png, docs/bench-latency.png from {src.name}")
+    out.mkdir(parents=True, exist_ok=True)
+    chart_throughput(doc, out / "bench-throughput.png")
+    chart_latency(doc, out / "bench-latency.png")
+    (out / "benchmarks.md").write_text(render(doc, name))
+    print(f"wrote benchmarks.md, bench-throughput.png, bench-latency.png in {out} from {src.name}")
 
 
 if __name__ == "__main__":

@@ -675,6 +675,8 @@ def main() -> int:
                     help="RUST_LOG for moscow-time (default: unset, the service's default `info`, "
                          "one JSON line per request to a log file)")
     ap.add_argument("--mode", default="custom", help="label stored in the results (default/quick/long)")
+    ap.add_argument("--wait-quiet", type=float, default=0,
+                    help="first wait up to this many seconds for other work on the machine to stop")
     ap.add_argument("--no-report", action="store_true", help="do not render docs/benchmarks.md")
     ap.add_argument("--results-dir", default=str(RESULTS),
                     help="where run-<time>.json and latest.json go (default bench/results)")
@@ -704,6 +706,9 @@ def main() -> int:
                                     **({"command": s.command(0, Path("$DATA_DIR"))} if isinstance(s, MoscowTime) else {})}
                            for s in systems})
 
+    if a.wait_quiet > 0:
+        wait_quiet(a.wait_quiet)
+        doc["meta"]["loadavg_at_start"] = open("/proc/loadavg").read().split()[:3]
     log(f"fsync probe ({a.probe_seconds}s, before load)")
     p1, times1 = run_probe(a.probe_seconds, "before")
     log(f"  {p1['cycles_per_sec']:.0f} cycles/s, median {p1['median_ms']:.3f} ms")
@@ -783,9 +788,27 @@ def main() -> int:
     for t in doc["targets"]:
         print(f"  {t['status']:4}  {t['title']}: {t['value']}{t['unit']} (limit {t['cmp']} {t['limit']}) -- {t['detail']}")
     if not a.no_report:
-        subprocess.run([sys.executable, str(HERE / "report.py"), str(out)], check=True)
+        # the committed report (docs/) only from runs kept in bench/results; others render beside their JSON
+        docs = ROOT / "docs" if results == RESULTS.resolve() else results
+        subprocess.run([sys.executable, str(HERE / "report.py"), str(out), str(docs)], check=True)
     log(f"suite took {doc['meta']['suite_seconds']:.0f}s")
     return 0
+
+
+def wait_quiet(limit: float, cores: float = 0.25, window: float = 3.0) -> None:
+    """Waits (at most `limit` seconds) until other tenants use < `cores` CPUs over `window` seconds."""
+    t0 = time.monotonic()
+    while True:
+        b0 = machine_busy_ticks()
+        time.sleep(window)
+        used = (machine_busy_ticks() - b0) / CLK_TCK / window
+        if used < cores:
+            log(f"machine quiet ({used:.2f} CPUs busy)")
+            return
+        if time.monotonic() - t0 > limit:
+            log(f"machine still busy ({used:.2f} CPUs) after {limit:.0f}s; running anyway")
+            return
+        log(f"waiting for a quiet machine: {used:.2f} CPUs busy elsewhere")
 
 
 def one_run(a, s: System, scen: str, c: int, i: int, total: int, probe_times: list[float]) -> dict:
