@@ -14,10 +14,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(error) = moscow_time::telemetry::init(settings.log_format) {
-        eprintln!("moscow-time: failed to start logging: {error}");
-        return ExitCode::from(2);
-    }
+    // Held to the end of main: dropping it flushes the last log lines.
+    let _logs = match moscow_time::telemetry::init(settings.log_format) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("moscow-time: failed to start logging: {error}");
+            return ExitCode::from(2);
+        }
+    };
     let result = actix_web::rt::System::new().block_on(async {
         Application::build(settings)
             .await?

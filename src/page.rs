@@ -100,25 +100,20 @@ form-action 'none'; frame-ancestors 'none'",
 
     /// Renders the page for visit number `visit` at `now`.
     pub fn render(&self, now: &Now, visit: u64, cluster: Option<ClusterLine>) -> String {
-        let mut html = String::with_capacity(self.head.len() + SCRIPT.len() + 768);
+        let mut html = String::with_capacity(self.head.len() + SCRIPT.len() + 1024);
         html.push_str(&self.head);
-        // Writing into a String cannot fail.
-        let _ = write!(
-            html,
-            "<time id=\"clock\" datetime=\"{rfc}\" data-zone=\"{zone}\" data-offset-s=\"{off}\" \
-data-epoch-ms=\"{ms}\">{time}</time><p id=\"date\">{date}</p>\
-<p class=\"zone\">{zone} · UTC{offset}</p>\
-<p class=\"visit\">You are visit <strong id=\"visit\">#{visit}</strong></p>",
-            rfc = now
-                .local
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-            zone = self.zone.name(),
-            off = now.offset_seconds,
-            ms = now.unix_ms(),
-            time = now.local.format("%H:%M:%S"),
-            date = now.local.format("%A %-d %B %Y"),
-            offset = now.utc_offset(),
-        );
+        SECOND.with_borrow_mut(|cached| {
+            let key = (self.zone, now.local.timestamp());
+            if cached.as_ref().is_none_or(|c| c.key != key) {
+                *cached = Some(Second::render(key, now));
+            }
+            let second = cached.as_ref().expect("filled above");
+            html.push_str(&second.before_ms);
+            // Writing into a String cannot fail.
+            let _ = write!(html, "{}", now.unix_ms());
+            html.push_str(&second.after_ms);
+        });
+        let _ = write!(html, "{visit}</strong></p>");
         match cluster {
             Some(ClusterLine { total, pods }) => {
                 let _ = write!(
@@ -140,6 +135,46 @@ data-epoch-ms=\"{ms}\">{time}</time><p id=\"date\">{date}</p>\
         html.push_str(SCRIPT);
         html.push_str("</script></body></html>\n");
         html
+    }
+}
+
+thread_local! {
+    /// The time fragments of the current second, per worker thread: the
+    /// clock text changes once a second, so formatting it (the slowest part
+    /// of a render) once a second per thread is enough.
+    static SECOND: std::cell::RefCell<Option<Second>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The parts of the page around the millisecond timestamp that change only
+/// once a second.
+struct Second {
+    key: (Tz, i64),
+    before_ms: String,
+    after_ms: String,
+}
+
+impl Second {
+    fn render(key: (Tz, i64), now: &Now) -> Self {
+        let zone = key.0.name();
+        let before_ms = format!(
+            "<time id=\"clock\" datetime=\"{rfc}\" data-zone=\"{zone}\" data-offset-s=\"{off}\" data-epoch-ms=\"",
+            rfc = now
+                .local
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            off = now.offset_seconds,
+        );
+        let after_ms = format!(
+            "\">{time}</time><p id=\"date\">{date}</p><p class=\"zone\">{zone} · UTC{offset}</p>\
+<p class=\"visit\">You are visit <strong id=\"visit\">#",
+            time = now.local.format("%H:%M:%S"),
+            date = now.local.format("%A %-d %B %Y"),
+            offset = now.utc_offset(),
+        );
+        Second {
+            key,
+            before_ms,
+            after_ms,
+        }
     }
 }
 
@@ -207,6 +242,44 @@ mod tests {
         assert!(
             html.contains("visit #7 to this pod (pod-1) · 30 visits across 3 pods"),
             "{html}"
+        );
+    }
+
+    #[test]
+    fn renders_in_the_same_second_differ_only_in_milliseconds_and_numbers() {
+        let base = Utc.with_ymd_and_hms(2026, 11, 22, 2, 13, 47).unwrap();
+        let page = Page::new("p", chrono_tz::Europe::Moscow);
+        let a = page.render(&Now::at(base, chrono_tz::Europe::Moscow), 1, None);
+        let later = base + chrono::Duration::milliseconds(250);
+        let b = page.render(&Now::at(later, chrono_tz::Europe::Moscow), 2, None);
+        assert!(a.contains(&format!("data-epoch-ms=\"{}\"", base.timestamp_millis())));
+        assert!(b.contains(&format!("data-epoch-ms=\"{}\"", later.timestamp_millis())));
+        assert!(b.contains("#2</strong>") && b.contains("05:13:47"));
+        let next = base + chrono::Duration::seconds(1);
+        assert!(
+            page.render(&Now::at(next, chrono_tz::Europe::Moscow), 3, None)
+                .contains("05:13:48")
+        );
+    }
+
+    #[test]
+    fn pages_for_different_zones_do_not_share_the_cached_second() {
+        let utc = Utc.with_ymd_and_hms(2026, 11, 22, 2, 13, 47).unwrap();
+        let moscow = Page::new("p", chrono_tz::Europe::Moscow).render(
+            &Now::at(utc, chrono_tz::Europe::Moscow),
+            1,
+            None,
+        );
+        let tokyo = Page::new("p", chrono_tz::Asia::Tokyo).render(
+            &Now::at(utc, chrono_tz::Asia::Tokyo),
+            1,
+            None,
+        );
+        assert!(moscow.contains("05:13:47") && moscow.contains("UTC+03:00"));
+        assert!(
+            tokyo.contains("11:13:47")
+                && tokyo.contains("UTC+09:00")
+                && tokyo.contains("Asia/Tokyo")
         );
     }
 }

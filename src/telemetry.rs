@@ -5,7 +5,16 @@
 //! Client-supplied text (paths) is logged as fields, which the JSON
 //! formatter escapes; the request logger also escapes control characters
 //! itself, so a hostile path cannot forge a line in text mode either.
+//!
+//! Lines are handed to a background thread that writes them through a
+//! buffer and flushes whenever it has caught up: one `write(2)` per burst of
+//! lines instead of one per request, which is a third of the CPU time of a
+//! probe at high request rates. The queue is bounded and not lossy: if
+//! stdout stops draining, request handling waits rather than logs vanish.
 
+use std::io::BufWriter;
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -16,20 +25,36 @@ use crate::config::LogFormat;
 /// `RUST_LOG` to see them again.
 pub const DEFAULT_FILTER: &str = "info,actix_http::h1=off";
 
-/// Installs the global subscriber. Call once, before anything logs.
-pub fn init(format: LogFormat) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// Lines queued for the writer thread at most (a few MiB at worst).
+const QUEUED_LINES: usize = 16 * 1024;
+
+/// Keeps the log writer running; dropping it flushes every queued line.
+#[must_use = "logs are lost unless the guard lives until the program ends"]
+pub struct LogGuard {
+    _worker: WorkerGuard,
+}
+
+/// Installs the global subscriber. Call once, before anything logs, and
+/// keep the guard until the end of `main`.
+pub fn init(format: LogFormat) -> Result<LogGuard, Box<dyn std::error::Error + Send + Sync>> {
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
+    let (writer, worker) = NonBlockingBuilder::default()
+        .lossy(false)
+        .buffered_lines_limit(QUEUED_LINES)
+        .thread_name("log-writer")
+        .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stdout);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .try_init(),
-        LogFormat::Text => builder.try_init(),
+            .try_init()?,
+        LogFormat::Text => builder.try_init()?,
     }
+    Ok(LogGuard { _worker: worker })
 }
