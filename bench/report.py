@@ -312,7 +312,8 @@ def render(doc: dict, results_name: str) -> str:
     a("Peak RSS is the largest sum of `VmHWM` over the server's processes (gunicorn master + workers, plus "
       "`redis-server` for the Redis peer) sampled every 100 ms; CPU is the server processes' utime+stime "
       "during the measured load; `oha CPU` is the load generator's; `other CPU` is what the rest of the "
-      f"machine used meanwhile (busy time from /proc/stat minus both; {m['cpus']} cores x "
+      "machine's other processes used meanwhile (user+system time from /proc/stat minus both; interrupt time, "
+      f"where loopback TCP is processed, is left out; {m['cpus']} cores x "
       f"{m['duration_s']:g} s = {m['cpus'] * m['duration_s']:g} CPU-s available): anything well above zero "
       "is another tenant competing with the run.")
     a("")

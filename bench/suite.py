@@ -101,11 +101,16 @@ def status_kib(pid: int, key: str) -> int:
     return 0
 
 
-def machine_busy_ticks() -> int:
-    """All CPUs' non-idle time (user+nice+system+irq+softirq+steal) from /proc/stat."""
+def machine_ticks() -> tuple[int, int, int]:
+    """All CPUs' time from /proc/stat: (user+nice+system, irq+softirq, steal). Interrupt time
+    (loopback TCP runs in softirq) is not charged to any process, so it is kept apart."""
     with open("/proc/stat") as f:
         v = [int(x) for x in f.readline().split()[1:]]
-    return v[0] + v[1] + v[2] + v[5] + v[6] + v[7]
+    return v[0] + v[1] + v[2], v[5] + v[6], v[7]
+
+
+def machine_busy_ticks() -> int:
+    return sum(machine_ticks())
 
 
 def cpu_ticks(pid: int) -> int:
@@ -129,7 +134,7 @@ class Sampler:
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._loop, daemon=True)
         self.cpu0 = {p: cpu_ticks(p) for p in tree(roots)}
-        self.busy0 = machine_busy_ticks()
+        self.busy0 = machine_ticks()
 
     def sample(self) -> None:
         pids = tree(self.roots)
@@ -152,9 +157,11 @@ class Sampler:
         self.sample()
         pids = tree(self.roots)
         cpu = sum(cpu_ticks(p) - self.cpu0.get(p, 0) for p in pids) / CLK_TCK
-        busy = (machine_busy_ticks() - self.busy0) / CLK_TCK
+        busy = [(b - a) / CLK_TCK for a, b in zip(self.busy0, machine_ticks())]
         return {
-            "machine_cpu_s": round(busy, 3),
+            "machine_process_cpu_s": round(busy[0], 3),
+            "machine_irq_cpu_s": round(busy[1], 3),
+            "machine_steal_s": round(busy[2], 3),
             "peak_rss_kib": self.peak_hwm,
             "peak_rss_sampled_kib": self.peak_rss,
             "processes": self.procs,
@@ -844,7 +851,7 @@ def one_run(a, s: System, scen: str, c: int, i: int, total: int, probe_times: li
     if near:
         row["probe_adjacent"] = {k: round(near[k], 4) for k in ("seconds", "cycles_per_sec", "median_ms", "p99_ms")}
     # CPU the rest of the machine used meanwhile (other tenants, plus this harness): noise indicator
-    row["other_cpu_s"] = round(max(0.0, row["machine_cpu_s"] - row["cpu_s"] - row["loadgen_cpu_s"]), 2)
+    row["other_cpu_s"] = round(max(0.0, row["machine_process_cpu_s"] - row["cpu_s"] - row["loadgen_cpu_s"]), 2)
     row["loadavg_1m_at_end"] = float(open("/proc/loadavg").read().split()[0])
     row["server_cpu_us_per_req"] = round(1e6 * res["cpu_s"] / summ["requests"], 1) if summ["requests"] else None
     if m0 and m1 and scen == "visit":
@@ -861,7 +868,7 @@ def one_run(a, s: System, scen: str, c: int, i: int, total: int, probe_times: li
     log(f"[{i}/{total}] {s.name:20} GET {path:9} c={c:<3} {row['rps']:>9,.0f} req/s  "
         f"p50={row['latency_ms']['p50']:.2f} p99={row['latency_ms']['p99']:.2f} ms  "
         f"err={row['errors']} rss={row['peak_rss_kib'] / 1024:.1f}MiB cpu={row['cpu_s']:.1f}s "
-        f"oha={row['loadgen_cpu_s']:.1f}s other={row['other_cpu_s']:.1f}s{lost}")
+        f"oha={row['loadgen_cpu_s']:.1f}s other={row['other_cpu_s']:.1f}s irq={row['machine_irq_cpu_s']:.1f}s{lost}")
     shutil.rmtree(TMP / f"{s.name}-{tag}", ignore_errors=True)
     for f in r.logs:  # kept only when a run fails
         Path(f.name).unlink(missing_ok=True)
