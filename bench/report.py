@@ -181,6 +181,7 @@ def render(doc: dict, results_name: str) -> str:
     a("bench/run --quick    # ~1.5 s per run, about 3-4 min")
     a("bench/run --long     # 20 s per run")
     a("bench/run --duration 10 --concurrency 64,256 --systems moscow-time,flask-redis   # any subset")
+    a("bench/run --help     # every option (--wait-quiet, --noisy-retries, --rust-log, --binary, ...)")
     a("```")
     a("")
     a("`bench/run` installs what it needs, idempotently: `oha` (`cargo install oha --locked` into `.tools/`), "
@@ -315,20 +316,22 @@ def render(doc: dict, results_name: str) -> str:
       "machine's other processes used meanwhile (user+system time from /proc/stat minus both; interrupt time, "
       f"where loopback TCP is processed, is left out; {m['cpus']} cores x "
       f"{m['duration_s']:g} s = {m['cpus'] * m['duration_s']:g} CPU-s available): anything well above zero "
-      "is another tenant competing with the run.")
+      "is another tenant competing with the run. A run where they used more than "
+      f"{100 * m.get('noise_limit', 0):.0f}% of all CPU time is repeated (up to {m.get('noisy_retries', 0)} times, "
+      "after waiting for a quiet moment) and the calmest attempt is kept; `tries` counts the attempts.")
     a("")
     a("| system | request | c | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | peak RSS MiB "
-      "| server CPU s | CPU µs/req | oha CPU s | other CPU s | lost |")
-    a("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+      "| server CPU s | CPU µs/req | oha CPU s | other CPU s | tries | lost |")
+    a("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in doc["runs"]:
         lm = r["latency_ms"]
+        other = f"{r['other_cpu_s']:.1f}" if "other_cpu_s" in r else "-"
+        per_req = "-" if r.get("server_cpu_us_per_req") is None else format(r["server_cpu_us_per_req"], ".0f")
+        lost = "-" if r["lost"] is None else format(r["lost"], ",")
         a(f"| {sysd[r['system']]['label']} | GET {r['path']} | {r['concurrency']} | {fmt_int(r['rps'])} | "
           f"{fmt_ms(lm['p50'])} | {fmt_ms(lm['p90'])} | {fmt_ms(lm['p99'])} | {fmt_ms(lm['max'])} | "
-          f"{r['errors']:,} | {r['peak_rss_kib'] / 1024:.1f} | {r['cpu_s']:.1f} | "
-          f"{'-' if r.get('server_cpu_us_per_req') is None else format(r['server_cpu_us_per_req'], '.0f')} | "
-          f"{r['loadgen_cpu_s']:.1f} | {r['other_cpu_s']:.1f} | " if 'other_cpu_s' in r else
-          f"{r['loadgen_cpu_s']:.1f} | - | "
-          f"{'-' if r['lost'] is None else format(r['lost'], ',')} |")
+          f"{r['errors']:,} | {r['peak_rss_kib'] / 1024:.1f} | {r['cpu_s']:.1f} | {per_req} | "
+          f"{r['loadgen_cpu_s']:.1f} | {other} | {r.get('attempts', 1)} | {lost} |")
     a("")
     a("## Method and caveats")
     a("")
