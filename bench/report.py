@@ -154,6 +154,18 @@ def target_notes(doc: dict) -> list[str]:
     return out
 
 
+def other_runs(doc: dict) -> list[tuple[str, dict]]:
+    out = []
+    for f in sorted((HERE / "results").glob("run-*.json")):
+        try:
+            out.append((f.name, json.loads(f.read_text())))
+        except (OSError, ValueError):
+            continue
+    if doc["meta"].get("results_file") not in [n for n, _ in out]:
+        out.append((doc["meta"].get("results_file", "this run"), doc))
+    return out if len(out) > 1 else []
+
+
 def render(doc: dict, results_name: str) -> str:
     m = doc["meta"]
     probe = doc.get("probe", {})
@@ -333,6 +345,30 @@ def render(doc: dict, results_name: str) -> str:
           f"{r['errors']:,} | {r['peak_rss_kib'] / 1024:.1f} | {r['cpu_s']:.1f} | {per_req} | "
           f"{r['loadgen_cpu_s']:.1f} | {other} | {r.get('attempts', 1)} | {lost} |")
     a("")
+    others = other_runs(doc)
+    if others:
+        a("## Every kept run at c=64")
+        a("")
+        a("The same figures from every `bench/results/run-*.json` (this run in bold): the spread between runs "
+          "on this shared machine.")
+        a("")
+        a("| run | mode | GET /healthz | GET / | GET / p99 ms | ratio | --max-batch 1 | file counter | Flask+Redis "
+          "| disk cycles/s | median write ms |")
+        a("|---|---|---|---|---|---|---|---|---|---|---|")
+        for name, d in others:
+            g = lambda sys_, sc: run_of(d, sys_, sc, 64)  # noqa: E731
+            h, v = g("moscow-time", "healthz"), g("moscow-time", "visit")
+            b, ff, fr = g("moscow-time-batch1", "visit"), g("flask-file", "visit"), g("flask-redis", "visit")
+            pr = d.get("probe") or {}
+            cells = [name, d["meta"]["mode"], fmt_int(h and h["rps"]), fmt_int(v and v["rps"]),
+                     fmt_ms(v and v["latency_ms"]["p99"]),
+                     f"{v['rps'] / h['rps']:.2f}" if v and h else "-",
+                     fmt_int(b and b["rps"]), fmt_int(ff and ff["rps"]), fmt_int(fr and fr["rps"]),
+                     fmt_int(pr.get("cycles_per_sec")), fmt_ms(pr.get("median_ms"))]
+            if name == results_name:
+                cells = [f"**{c}**" for c in cells]
+            a("| " + " | ".join(cells) + " |")
+        a("")
     a("## Method and caveats")
     a("")
     a("- Every run starts its system afresh on 127.0.0.1 (a free port) with an empty data folder under "
