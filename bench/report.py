@@ -145,10 +145,14 @@ def target_notes(doc: dict) -> list[str]:
             f"{64e3 / v['rps']:.2f} ms for GET / and {64e3 / h['rps']:.2f} ms even for GET /healthz "
             f"(its p99: {h['latency_ms']['p99']:.2f} ms), against a p99 limit of 3 x "
             f"{probe.get('median_ms', float('nan')):.3f} ms = {3 * probe.get('median_ms', float('nan')):.2f} ms.")
-    for key in ("vs_flask-file", "vs_flask-redis"):
-        if key in t and t[key]["pass"] is False:
-            out.append(f"{t[key]['title']}: {t[key]['detail']}; the peers are CPU-bound Python and keep "
-                       "their throughput when the disk is slow, moscow-time's GET / is disk-bound.")
+    for key, peer in (("vs_flask-file", "flask-file"), ("vs_flask-redis", "flask-redis")):
+        pr = run_of(doc, peer, "visit", 64)
+        if key in t and pr:
+            lost = f"; it lost {pr['lost']:,} of the {pr['ok_200']:,} visits it answered with 200" + (
+                " (its count went backwards)" if pr["lost"] > pr["ok_200"] else "") if pr["lost"] else ""
+            out.append(f"{t[key]['title']}: {t[key]['detail']} ({t[key]['status']}); the peer ran "
+                       f"{doc['systems'][peer].get('workers', '?')} gunicorn workers, its server CPU "
+                       f"{pr['cpu_s']:.1f} s of {2 * doc['meta']['duration_s']:g} CPU-s{lost}.")
     if "rss_c256" in t:
         out.append(f"Peak RSS at c=256: {t['rss_c256']['value']} MiB (VmHWM of the one server process).")
     return out
