@@ -3,9 +3,10 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
@@ -173,11 +174,16 @@ pub fn count_on_disk(dir: &Path) -> u64 {
         .unwrap_or_else(|_| panic!("not a count: {text:?}"))
 }
 
-/// The real binary, started on port 0 with JSON logs.
+/// The real binary, started on port 0 with JSON logs, with every stdout
+/// line kept as raw bytes (not decoded, so invalid UTF-8 would be seen).
 pub struct Binary {
     pub child: Child,
+    /// The bound address.
+    pub addr: SocketAddr,
+    /// `http://<addr>`.
     pub address: String,
-    lines: mpsc::Receiver<String>,
+    logs: Arc<Mutex<Vec<Vec<u8>>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
 }
 
 /// Path of the built `moscow-time` binary.
@@ -227,13 +233,15 @@ pub fn bare_binary_command() -> Command {
 }
 
 impl Binary {
-    /// Starts the binary and waits until it logs the address it listens on.
+    /// Starts the binary over `data_dir` with extra flags and waits until it
+    /// logs the address it listens on.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Binary {
         let mut cmd = binary_command(data_dir);
         cmd.args(extra);
         Self::start_command(cmd)
     }
 
+    /// Starts `cmd` (JSON logs required) and waits for its `listening` line.
     pub fn start_command(mut cmd: Command) -> Binary {
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -241,33 +249,32 @@ impl Binary {
             .spawn()
             .expect("the binary starts");
         let stdout = child.stdout.take().unwrap();
+        let logs = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
+        let sink = Arc::clone(&logs);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
+                if let Ok(log) = serde_json::from_slice::<serde_json::Value>(&line)
+                    && log["message"] == "listening"
+                {
+                    let _ = tx.send(log["addr"].as_str().unwrap_or_default().to_owned());
                 }
+                sink.lock().unwrap().push(line);
             }
         });
-        // From here on Drop kills the child, also when a wait below panics.
+        // From here on Drop kills the child, also when the wait below panics.
         let mut binary = Binary {
             child,
+            addr: "0.0.0.0:0".parse().unwrap(),
             address: String::new(),
-            lines: rx,
+            logs,
+            reader: Some(reader),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while binary.address.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = binary
-                .lines
-                .recv_timeout(left)
-                .expect("the binary logs its address before 30 s");
-            let log: serde_json::Value =
-                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-            if log["message"] == "listening" {
-                binary.address = format!("http://{}", log["addr"].as_str().unwrap());
-            }
-        }
+        let addr = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the binary logs `listening` before 60 s");
+        binary.addr = addr.parse().expect("the logged address parses");
+        binary.address = format!("http://{addr}");
         binary
     }
 
@@ -282,10 +289,16 @@ impl Binary {
             .arg(self.pid().to_string())
             .status()
             .unwrap();
-        assert!(status.success(), "kill -{name} failed");
+        assert!(status.success(), "kill -{name} {} failed", self.pid());
     }
 
-    /// Waits for the process to exit, at most `timeout`.
+    /// SIGKILL, then reap.
+    pub fn kill9(&mut self) -> ExitStatus {
+        self.signal("KILL");
+        self.wait(Duration::from_secs(30))
+    }
+
+    /// Waits at most `timeout` for the process to exit.
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let deadline = Instant::now() + timeout;
         loop {
@@ -294,15 +307,27 @@ impl Binary {
             }
             assert!(
                 Instant::now() < deadline,
-                "the process did not exit within {timeout:?}"
+                "pid {} did not exit within {timeout:?}",
+                self.pid()
             );
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
-    /// Log lines printed so far (after the `listening` line).
-    pub fn drain_logs(&self) -> Vec<String> {
-        self.lines.try_iter().collect()
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Every stdout line so far, as raw bytes; once the process has exited,
+    /// every line it wrote (waits for the reader to reach the end).
+    pub fn logs(&mut self) -> Vec<Vec<u8>> {
+        if self.child.try_wait().unwrap().is_some()
+            && let Some(reader) = self.reader.take()
+        {
+            reader.join().unwrap();
+        }
+        self.logs.lock().unwrap().clone()
     }
 }
 

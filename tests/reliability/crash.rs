@@ -127,7 +127,7 @@ fn kill_9_under_load_twenty_times_in_a_row_never_loses_an_acknowledged_visit() {
     let dir = tempfile::tempdir().unwrap();
     let tally = Arc::new(Tally::default());
     let mut rounds_with_debris = 0;
-    let mut server = Server::start_in(dir.path(), &[]);
+    let mut server = Server::start(dir.path(), &[]);
 
     for round in 1..=rounds {
         let stop = Arc::new(AtomicBool::new(false));
@@ -146,7 +146,7 @@ fn kill_9_under_load_twenty_times_in_a_row_never_loses_an_acknowledged_visit() {
         }
         let on_disk = assert_consistent_after_crash(dir.path(), &tally, &format!("round {round}"));
 
-        server = Server::start_in(dir.path(), &[]);
+        server = Server::start(dir.path(), &[]);
         let debris = temp_files(dir.path());
         assert!(
             debris.is_empty(),
@@ -188,11 +188,11 @@ fn killing_one_of_two_processes_on_one_folder_leaves_the_survivor_counting_exact
     let mut rng = Rng::from_env_or_clock("killing_one_of_two_processes");
     let dir = tempfile::tempdir().unwrap();
     let tally = Arc::new(Tally::default());
-    let mut survivor = Server::start_in(dir.path(), &["--instance", "survivor"]);
+    let mut survivor = Server::start(dir.path(), &["--instance", "survivor"]);
     let mut expected = 0;
 
     for round in 1..=rounds {
-        let mut victim = Server::start_in(dir.path(), &["--instance", "victim"]);
+        let mut victim = Server::start(dir.path(), &["--instance", "victim"]);
         let stop = Arc::new(AtomicBool::new(false));
         let mut clients = start_clients(4, victim.addr, &stop, &tally);
         clients.extend(start_clients(4, survivor.addr, &stop, &tally));
@@ -227,7 +227,7 @@ fn killing_one_of_two_processes_on_one_folder_leaves_the_survivor_counting_exact
     survivor.signal("TERM");
     assert!(survivor.wait(Duration::from_secs(30)).success());
     assert_eq!(count_on_disk(dir.path()), expected);
-    let restarted = Server::start_in(dir.path(), &[]);
+    let restarted = Server::start(dir.path(), &[]);
     assert!(temp_files(dir.path()).is_empty());
     assert_eq!(restarted.reported_count(), expected);
     eprintln!(

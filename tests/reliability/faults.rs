@@ -86,7 +86,7 @@ fn a_full_disk_answers_503_keeps_the_count_and_resumes_when_space_returns() {
             );
         }
     };
-    let mut server = Server::start_in(&mnt.path, &[]);
+    let mut server = Server::start(&mnt.path, &[]);
     let pid = server.pid();
     for i in 1..=3 {
         assert_eq!(server.visit(), i);
@@ -117,7 +117,7 @@ fn a_volume_remounted_read_only_while_serving_answers_503_and_recovers_when_writ
             );
         }
     };
-    let mut server = Server::start_in(&mnt.path, &[]);
+    let mut server = Server::start(&mnt.path, &[]);
     let pid = server.pid();
     for i in 1..=3 {
         assert_eq!(server.visit(), i);
@@ -215,7 +215,7 @@ fn a_data_folder_the_service_user_cannot_write_stops_startup_with_a_clear_error(
 #[test]
 fn a_lock_held_past_the_write_timeout_fails_visits_with_503_and_they_succeed_after_release() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start_in(dir.path(), &["--write-timeout-ms", "300"]);
+    let mut server = Server::start(dir.path(), &["--write-timeout-ms", "300"]);
     let pid = server.pid();
     assert_eq!(server.visit(), 1);
     assert_eq!(server.visit(), 2);
@@ -262,7 +262,7 @@ fn a_lock_held_past_the_write_timeout_fails_visits_with_503_and_they_succeed_aft
 fn missing_nested_data_folders_are_created_through_the_binary() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("a/b/c");
-    let server = Server::start_in(&dir, &[]);
+    let server = Server::start(&dir, &[]);
     assert_eq!(
         count_on_disk(&dir),
         0,

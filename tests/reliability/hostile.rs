@@ -56,7 +56,7 @@ fn assert_unharmed(server: &mut Server, dir: &std::path::Path, rss_before: u64) 
 /// A started server, warmed up (every route once) so that the RSS baseline
 /// includes the lazily built parts.
 fn warm_server(dir: &std::path::Path) -> (Server, u64) {
-    let server = Server::start_in(dir, &[]);
+    let server = Server::start(dir, &[]);
     for path in [
         "/healthz",
         "/readyz",

@@ -33,7 +33,7 @@ fn with_secrets(line: &[u8]) -> Vec<u8> {
 #[test]
 fn json_logs_stay_valid_lines_for_hostile_paths_and_never_contain_headers_or_cookies() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start_in(dir.path(), &[]);
+    let mut server = Server::start(dir.path(), &[]);
     let addr = server.addr;
     let lines: Vec<&[u8]> = vec![
         b"GET /a\"b\\c\"} HTTP/1.1",
@@ -116,7 +116,7 @@ const LOG_LINE_LIMIT: usize = 16 * 1024;
 #[test]
 fn a_refused_huge_request_target_does_not_become_a_huge_log_line() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start_in(dir.path(), &[]);
+    let mut server = Server::start(dir.path(), &[]);
     for target in [
         format!("/{}", "a".repeat(60_000)),
         format!("/?{}", "q".repeat(60_000)),

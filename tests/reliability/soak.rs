@@ -76,7 +76,7 @@ fn a_mixed_load_soak_keeps_memory_flat_every_file_read_parseable_and_the_count_e
     let duration = Duration::from_secs(secs.max(5));
     let warm_up = duration / 5;
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start_in(dir.path(), &[]);
+    let mut server = Server::start(dir.path(), &[]);
     let stop = Arc::new(AtomicBool::new(false));
     let errors: Errors = Arc::default();
     let numbers = Arc::new(Mutex::new(Vec::new()));

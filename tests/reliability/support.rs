@@ -5,11 +5,10 @@
 
 #![allow(dead_code)]
 
-use std::io::{self, BufRead, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long any single socket operation may take before a test gives up.
@@ -17,114 +16,14 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------- process
 
-/// The real `moscow-time` binary, started on port 0, with every stdout byte
-/// kept (as raw lines, not decoded, so invalid UTF-8 would be seen).
-pub struct Server {
-    pub child: Child,
-    pub addr: SocketAddr,
-    logs: Arc<Mutex<Vec<Vec<u8>>>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-}
+/// The real `moscow-time` binary (shared with the API tests), here with a
+/// blocking HTTP client over `std::net::TcpStream`.
+pub use crate::helpers::Binary as Server;
 
 impl Server {
-    /// Starts `cmd` (from `helpers::binary_command`) and waits until it logs
-    /// the address it listens on.
-    pub fn start(mut cmd: Command) -> Server {
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("the binary starts");
-        let stdout = child.stdout.take().unwrap();
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel();
-        let sink = Arc::clone(&logs);
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
-                if let Ok(log) = serde_json::from_slice::<serde_json::Value>(&line)
-                    && log["message"] == "listening"
-                {
-                    let _ = tx.send(log["addr"].as_str().unwrap_or_default().to_owned());
-                }
-                sink.lock().unwrap().push(line);
-            }
-        });
-        // A guard that kills the child if the wait below panics.
-        let mut server = Server {
-            child,
-            addr: "0.0.0.0:0".parse().unwrap(),
-            logs,
-            reader: Some(reader),
-        };
-        let addr = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the binary logs `listening` before 60 s");
-        server.addr = addr.parse().expect("the logged address parses");
-        server
-    }
-
-    /// Starts the binary over `data_dir` with extra flags.
-    pub fn start_in(data_dir: &Path, extra: &[&str]) -> Server {
-        let mut cmd = crate::helpers::binary_command(data_dir);
-        cmd.args(extra);
-        Server::start(cmd)
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends a signal by name with `kill(1)`.
-    pub fn signal(&self, name: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{name}"))
-            .arg(self.pid().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -{name} {} failed", self.pid());
-    }
-
-    /// SIGKILL, then reap.
-    pub fn kill9(&mut self) -> ExitStatus {
-        self.signal("KILL");
-        self.wait(Duration::from_secs(30))
-    }
-
-    /// Waits at most `timeout` for the process to exit.
-    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "pid {} did not exit within {timeout:?}",
-                self.pid()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Whether the process is still running.
-    pub fn is_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
     /// Resident memory in KiB, from `/proc/<pid>/status`.
     pub fn rss_kib(&self) -> u64 {
         rss_kib(self.pid())
-    }
-
-    /// Every stdout line so far, as raw bytes; once the process has exited,
-    /// every line it wrote (waits for the reader to reach the end).
-    pub fn logs(&mut self) -> Vec<Vec<u8>> {
-        if self.child.try_wait().unwrap().is_some()
-            && let Some(reader) = self.reader.take()
-        {
-            reader.join().unwrap();
-        }
-        self.logs.lock().unwrap().clone()
     }
 
     /// A GET over a fresh connection; panics on a transport error.
@@ -155,13 +54,6 @@ impl Server {
     /// Polls `/readyz` until it answers 200, at most `timeout`.
     pub fn wait_ready(&self, timeout: Duration) -> bool {
         wait_until(timeout, || self.get("/readyz").status == 200)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
