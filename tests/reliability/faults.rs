@@ -77,14 +77,8 @@ fn assert_recovers(server: &mut Server, dir: &Path, pid: u32, count: u64) {
 #[test]
 fn a_full_disk_answers_503_keeps_the_count_and_resumes_when_space_returns() {
     let test = "a_full_disk_answers_503";
-    let mnt = match Mount::tmpfs("256k") {
-        Ok(m) => m,
-        Err(reason) => {
-            return skip(
-                test,
-                &format!("{reason}; the fault-seam unit test covers a failing write"),
-            );
-        }
+    let Some(mnt) = tmpfs_or_skip(test, "256k") else {
+        return;
     };
     let mut server = Server::start(&mnt.path, &[]);
     let pid = server.pid();
@@ -108,14 +102,8 @@ fn a_full_disk_answers_503_keeps_the_count_and_resumes_when_space_returns() {
 #[test]
 fn a_volume_remounted_read_only_while_serving_answers_503_and_recovers_when_writable() {
     let test = "a_volume_remounted_read_only";
-    let mnt = match Mount::tmpfs("1m") {
-        Ok(m) => m,
-        Err(reason) => {
-            return skip(
-                test,
-                &format!("{reason}; the fault-seam unit test covers a failing write"),
-            );
-        }
+    let Some(mnt) = tmpfs_or_skip(test, "1m") else {
+        return;
     };
     let mut server = Server::start(&mnt.path, &[]);
     let pid = server.pid();
@@ -325,4 +313,16 @@ fn config_files_that_are_missing_unreadable_or_not_json_stop_startup_naming_the_
         assert!(stderr.contains(needle), "{}: {stderr}", path.display());
     }
     assert!(!root.path().join("data").exists(), "nothing was created");
+}
+
+/// A tmpfs of `size`, or `None` after printing why the test is skipped.
+fn tmpfs_or_skip(test: &str, size: &str) -> Option<Mount> {
+    Mount::tmpfs(size)
+        .map_err(|reason| {
+            skip(
+                test,
+                &format!("{reason}; the fault-seam unit test covers a failing write"),
+            )
+        })
+        .ok()
 }
