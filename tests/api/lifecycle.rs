@@ -121,6 +121,18 @@ fn bad_settings_stop_the_binary_with_a_message_naming_them() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sigterm_drains_in_flight_visits_and_exits_zero_with_every_acknowledged_visit_on_disk() {
+    drains_in_flight_visits_on("TERM").await;
+}
+
+/// Ctrl-C in a terminal must not be actix's forced stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sigint_drains_in_flight_visits_like_sigterm() {
+    drains_in_flight_visits_on("INT").await;
+}
+
+/// Sends `signal` while 32 clients visit in a loop, then checks the exit
+/// status and that the file holds exactly the acknowledged visits.
+async fn drains_in_flight_visits_on(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Binary::start(dir.path(), &[]);
     let url = format!("{}/", server.address);
@@ -145,7 +157,7 @@ async fn sigterm_drains_in_flight_visits_and_exits_zero_with_every_acknowledged_
         .collect();
     tokio::time::sleep(Duration::from_millis(300)).await;
 
-    server.signal("TERM");
+    server.signal(signal);
     let status = tokio::task::spawn_blocking(move || {
         let status = server.wait(Duration::from_secs(15));
         (status, server)
