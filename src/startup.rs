@@ -69,6 +69,7 @@ impl Application {
             count,
             CommitterConfig {
                 max_batch: settings.max_batch,
+                stall_after: settings.write_timeout,
             },
             Arc::clone(&metrics),
         ));

@@ -53,6 +53,10 @@ pub enum Health {
 pub struct CommitterConfig {
     /// The most visits persisted by one write; `1` disables group commit.
     pub max_batch: usize,
+    /// A write in flight for longer than this makes the service not ready
+    /// (a hung fsync, such as on a dead network volume, never returns an
+    /// error by itself).
+    pub stall_after: Duration,
 }
 
 type Reply = oneshot::Sender<Result<u64, VisitError>>;
@@ -63,6 +67,12 @@ enum Message {
 }
 
 struct Shared {
+    /// When this process's clock started, for `write_started_ms`.
+    epoch: Instant,
+    /// Milliseconds after `epoch` at which the write in flight began, plus
+    /// one; 0 while no write is in flight.
+    write_started_ms: AtomicU64,
+    stall_after: Duration,
     total: AtomicU64,
     healthy: AtomicBool,
     shutting_down: AtomicBool,
@@ -81,6 +91,27 @@ impl Shared {
     fn set_failed(&self, error: &StoreError) {
         *self.failure.write().unwrap_or_else(|p| p.into_inner()) = Some(error_chain(error));
         self.healthy.store(false, Ordering::Release);
+    }
+
+    /// Runs one store call, recording when it started so that a stalled
+    /// write shows in readiness.
+    fn timed<T>(&self, write: impl FnOnce() -> T) -> T {
+        let started = self.epoch.elapsed().as_millis() as u64 + 1;
+        self.write_started_ms.store(started, Ordering::Release);
+        let result = write();
+        self.write_started_ms.store(0, Ordering::Release);
+        result
+    }
+
+    /// How long the write in flight has taken so far, if one is.
+    fn write_in_flight(&self) -> Option<Duration> {
+        match self.write_started_ms.load(Ordering::Acquire) {
+            0 => None,
+            started => {
+                let now = self.epoch.elapsed().as_millis() as u64 + 1;
+                Some(Duration::from_millis(now.saturating_sub(started)))
+            }
+        }
     }
 
     fn observe_total(&self, total: u64) {
@@ -105,6 +136,9 @@ impl Committer {
     pub fn start(store: Store, count: u64, config: CommitterConfig, metrics: Arc<Metrics>) -> Self {
         metrics.visits_total.inc_by(count);
         let shared = Arc::new(Shared {
+            epoch: Instant::now(),
+            write_started_ms: AtomicU64::new(0),
+            stall_after: config.stall_after,
             total: AtomicU64::new(count),
             healthy: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
@@ -143,6 +177,14 @@ impl Committer {
     pub fn health(&self) -> Health {
         if self.shared.shutting_down.load(Ordering::Acquire) {
             return Health::NotReady("shutting down".into());
+        }
+        if let Some(in_flight) = self.shared.write_in_flight()
+            && in_flight > self.shared.stall_after
+        {
+            return Health::NotReady(format!(
+                "a durable write has been in flight for {:.1} s",
+                in_flight.as_secs_f64()
+            ));
         }
         if self.shared.healthy.load(Ordering::Acquire) {
             return Health::Ready;
@@ -224,7 +266,7 @@ fn write_loop(store: &Store, rx: &mpsc::Receiver<Message>, shared: &Shared, max_
 fn commit(store: &Store, shared: &Shared, batch: &mut Vec<Reply>) {
     let n = batch.len() as u64;
     let started = Instant::now();
-    let result = store.add(n);
+    let result = shared.timed(|| store.add(n));
     let metrics = &shared.metrics;
     metrics
         .persist_duration
@@ -251,7 +293,7 @@ fn commit(store: &Store, shared: &Shared, batch: &mut Vec<Reply>) {
 }
 
 fn probe(store: &Store, shared: &Shared) {
-    match store.add(0) {
+    match shared.timed(|| store.add(0)) {
         Ok(total) => {
             shared.observe_total(total);
             shared.set_healthy();
@@ -273,7 +315,10 @@ mod tests {
         Committer::start(
             store,
             count,
-            CommitterConfig { max_batch },
+            CommitterConfig {
+                max_batch,
+                stall_after: Duration::from_secs(5),
+            },
             Arc::new(Metrics::new().unwrap()),
         )
     }
@@ -330,5 +375,39 @@ mod tests {
             std::fs::read_to_string(tmp.path().join("visits")).unwrap(),
             "1\n"
         );
+    }
+
+    #[tokio::test]
+    async fn a_write_stalled_past_the_limit_turns_readiness_off_until_it_returns() {
+        let tmp = tempfile::tempdir().unwrap();
+        let hook: crate::store::FaultHook = Arc::new(|step| {
+            if step == crate::store::Step::TempSynced {
+                std::thread::sleep(Duration::from_millis(600));
+            }
+            Ok(())
+        });
+        let (store, count) =
+            Store::open_with_fault(tmp.path(), Duration::from_secs(5), Some(hook)).unwrap();
+        let c = Arc::new(Committer::start(
+            store,
+            count,
+            CommitterConfig {
+                max_batch: 64,
+                stall_after: Duration::from_millis(200),
+            },
+            Arc::new(Metrics::new().unwrap()),
+        ));
+        assert_eq!(c.health(), Health::Ready);
+        let visit = tokio::spawn({
+            let c = Arc::clone(&c);
+            async move { c.record_visit().await }
+        });
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        match c.health() {
+            Health::NotReady(reason) => assert!(reason.contains("in flight"), "{reason}"),
+            Health::Ready => panic!("a write stalled for 400 ms still reads as ready"),
+        }
+        assert_eq!(visit.await.unwrap().unwrap(), 1);
+        assert_eq!(c.health(), Health::Ready);
     }
 }
