@@ -4,6 +4,7 @@
 //! *that* something failed, the log needs to know *why*, so the cause chain
 //! is logged once where the error happens and never sent to the client.
 
+use actix_web::body::MessageBody;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpResponse, ResponseError};
@@ -23,13 +24,12 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 /// A short plain-text answer.
-pub fn plain(status: StatusCode, body: &'static str) -> HttpResponse {
+pub fn plain(status: StatusCode, body: impl MessageBody + 'static) -> HttpResponse {
     HttpResponse::build(status)
         .insert_header((
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         ))
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
         .body(body)
 }
 

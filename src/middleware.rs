@@ -27,9 +27,11 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// could flood the logs.
 const MAX_LOGGED_FIELD_BYTES: usize = 1024;
 
-/// Headers on every answer.
-pub fn security_headers() -> DefaultHeaders {
+/// Headers on every answer, the refused ones included. Every answer is
+/// dynamic (a count, the time, health), so none may be cached.
+pub fn default_headers() -> DefaultHeaders {
     DefaultHeaders::new()
+        .add(("cache-control", "no-store"))
         .add(("x-content-type-options", "nosniff"))
         .add(("referrer-policy", "no-referrer"))
         .add(("x-frame-options", "DENY"))

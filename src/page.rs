@@ -10,6 +10,7 @@
 
 use std::fmt::Write;
 
+use actix_web::http::header::HeaderValue;
 use base64::Engine;
 use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
@@ -66,7 +67,7 @@ pub struct Page {
     head: String,
     instance_html: String,
     zone: Tz,
-    csp: String,
+    csp: HeaderValue,
 }
 
 impl Page {
@@ -79,12 +80,13 @@ impl Page {
 <title>Time in {zone_html}</title><style>{STYLE}</style></head><body><main>\
 <h1>Current time in {zone_html}</h1>"
         );
-        let csp = format!(
+        let csp = HeaderValue::from_str(&format!(
             "default-src 'none'; script-src {}; style-src {}; img-src 'none'; base-uri 'none'; \
 form-action 'none'; frame-ancestors 'none'",
             csp_hash(SCRIPT),
             csp_hash(STYLE)
-        );
+        ))
+        .expect("hashes and keywords are valid header characters");
         Page {
             head,
             instance_html: html_escape::encode_text(instance).into_owned(),
@@ -94,7 +96,7 @@ form-action 'none'; frame-ancestors 'none'",
     }
 
     /// The Content-Security-Policy header value for this page.
-    pub fn content_security_policy(&self) -> &str {
+    pub fn content_security_policy(&self) -> &HeaderValue {
         &self.csp
     }
 
@@ -219,7 +221,7 @@ mod tests {
     #[test]
     fn the_csp_allows_exactly_the_inline_script_and_style_by_hash() {
         let page = Page::new("p", chrono_tz::Europe::Moscow);
-        let csp = page.content_security_policy();
+        let csp = page.content_security_policy().to_str().unwrap();
         assert!(csp.starts_with("default-src 'none'"));
         assert!(csp.contains(&csp_hash(SCRIPT)) && csp.contains(&csp_hash(STYLE)));
         assert!(!csp.contains("unsafe-inline") && !csp.contains("http"));

@@ -11,7 +11,7 @@
 //! memory, which is always fresher than what it would answer over HTTP.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -81,8 +81,16 @@ pub struct Peers {
     instance: String,
     client: reqwest::Client,
     metrics: Arc<Metrics>,
-    cache: tokio::sync::Mutex<Option<Cached>>,
-    last_names: Mutex<HashMap<String, String>>,
+    /// Held across a refresh, so concurrent page views share one round of
+    /// fetches instead of each starting their own.
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    cached: Option<Cached>,
+    /// The name each peer URL reported the last time it answered.
+    last_names: HashMap<String, String>,
 }
 
 impl Peers {
@@ -108,8 +116,7 @@ impl Peers {
             instance,
             client,
             metrics,
-            cache: tokio::sync::Mutex::new(None),
-            last_names: Mutex::new(HashMap::new()),
+            state: tokio::sync::Mutex::new(State::default()),
         }
     }
 
@@ -120,12 +127,8 @@ impl Peers {
 
     /// The cluster view, with this instance's count `own`.
     pub async fn view(&self, own: u64) -> ClusterView {
-        let mut cache = self.cache.lock().await;
-        let fresh = cache.as_ref().is_some_and(|c| c.at.elapsed() < CACHE_FOR);
-        if !fresh {
-            *cache = Some(self.refresh().await);
-        }
-        let cached = cache.as_ref().expect("filled above");
+        let state = self.fresh().await;
+        let cached = state.cached.as_ref().expect("fresh() fills the cache");
         let mut pods = Vec::with_capacity(cached.others.len() + 1);
         pods.push(PodCount {
             instance: self.instance.clone(),
@@ -139,6 +142,29 @@ impl Peers {
             pods,
             unreachable: cached.unreachable.clone(),
         }
+    }
+
+    /// The total across reachable instances and how many they are, with this
+    /// instance's count `own`: what the page shows, without building a view.
+    pub async fn totals(&self, own: u64) -> (u64, usize) {
+        let state = self.fresh().await;
+        let cached = state.cached.as_ref().expect("fresh() fills the cache");
+        let others: u64 = cached.others.iter().map(|p| p.visits).sum();
+        (own + others, cached.others.len() + 1)
+    }
+
+    /// The state, refreshed first when the cache is older than [`CACHE_FOR`].
+    async fn fresh(&self) -> tokio::sync::MutexGuard<'_, State> {
+        let mut state = self.state.lock().await;
+        if state
+            .cached
+            .as_ref()
+            .is_none_or(|c| c.at.elapsed() >= CACHE_FOR)
+        {
+            let cached = self.refresh(&mut state.last_names).await;
+            state.cached = Some(cached);
+        }
+        state
     }
 
     async fn discover(&self) -> Result<Vec<String>, String> {
@@ -162,7 +188,7 @@ impl Peers {
         }
     }
 
-    async fn refresh(&self) -> Cached {
+    async fn refresh(&self, last_names: &mut HashMap<String, String>) -> Cached {
         let mut unreachable = Vec::new();
         let peers = match self.discover().await {
             Ok(peers) => peers,
@@ -184,7 +210,6 @@ impl Peers {
         let answers = join_all(peers.iter().map(|p| self.fetch(p))).await;
         let mut others: Vec<PodCount> = Vec::with_capacity(peers.len());
         let mut own_peer = None;
-        let mut last_names = self.last_names.lock().unwrap_or_else(|p| p.into_inner());
         for (peer, answer) in peers.into_iter().zip(answers) {
             match answer {
                 Ok(count) => {

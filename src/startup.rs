@@ -10,7 +10,6 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::http::header::HeaderValue;
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
@@ -32,8 +31,6 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The page template.
     pub page: Page,
-    /// The page's Content-Security-Policy, as a ready header value.
-    pub csp: HeaderValue,
     /// The zone to show.
     pub timezone: Tz,
     /// This instance's name.
@@ -81,13 +78,10 @@ impl Application {
             .context("failed to read the bound address")?;
 
         let page = Page::new(&settings.instance, settings.timezone);
-        let csp = HeaderValue::from_str(page.content_security_policy())
-            .context("the CSP is not a header value")?;
         let state = web::Data::new(AppState {
             committer: Arc::clone(&committer),
             metrics: Arc::clone(&metrics),
             page,
-            csp,
             timezone: settings.timezone,
             instance: settings.instance.clone(),
             peers: Peers::new(
@@ -102,8 +96,9 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
-                .wrap(middleware::security_headers())
                 .wrap(from_fn(middleware::observe))
+                // Outermost, so the answers `observe` refuses get them too.
+                .wrap(middleware::default_headers())
                 .configure(routes::configure)
                 .default_service(web::to(routes::not_found))
         })

@@ -22,9 +22,9 @@ pub async fn live() -> HttpResponse {
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     match state.committer.health() {
         Health::Ready => plain(StatusCode::OK, "ready\n"),
-        Health::NotReady(reason) => HttpResponse::ServiceUnavailable()
-            .insert_header(("content-type", "text/plain; charset=utf-8"))
-            .insert_header(("cache-control", "no-store"))
-            .body(format!("not ready: {reason}\n")),
+        Health::NotReady(reason) => plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("not ready: {reason}\n"),
+        ),
     }
 }

@@ -15,11 +15,8 @@ pub const VISIT_NUMBER_HEADER: &str = "x-visit-number";
 pub async fn index(state: web::Data<AppState>) -> Result<HttpResponse, VisitError> {
     let visit = state.committer.record_visit().await?;
     let cluster = if state.peers.enabled() {
-        let view = state.peers.view(visit).await;
-        Some(ClusterLine {
-            total: view.total,
-            pods: view.pods.len(),
-        })
+        let (total, pods) = state.peers.totals(visit).await;
+        Some(ClusterLine { total, pods })
     } else {
         None
     };
@@ -42,7 +39,9 @@ fn page_response(state: &AppState) -> actix_web::HttpResponseBuilder {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/html; charset=utf-8"),
         ))
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .insert_header((header::CONTENT_SECURITY_POLICY, state.csp.clone()));
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            state.page.content_security_policy().clone(),
+        ));
     builder
 }

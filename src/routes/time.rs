@@ -7,7 +7,5 @@ use crate::startup::AppState;
 
 /// The time, its zone and offset, and Unix milliseconds.
 pub async fn now(state: web::Data<AppState>) -> HttpResponse {
-    HttpResponse::Ok()
-        .insert_header(("cache-control", "no-store"))
-        .json(Now::in_zone(state.timezone).api())
+    HttpResponse::Ok().json(Now::in_zone(state.timezone).api())
 }

@@ -1,8 +1,9 @@
 //! `GET /visits` and `GET /visits/cluster`: counts, without counting.
 
-use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::error::plain;
 use crate::peers::InstanceCount;
 use crate::startup::AppState;
 
@@ -14,27 +15,18 @@ pub async fn own(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.contains("application/json"));
-    let mut response = HttpResponse::Ok();
-    response.insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
     if wants_json {
-        response.json(InstanceCount {
+        HttpResponse::Ok().json(InstanceCount {
             visits,
             instance: state.instance.clone(),
         })
     } else {
-        response
-            .insert_header((
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; charset=utf-8"),
-            ))
-            .body(format!("{visits}\n"))
+        plain(StatusCode::OK, format!("{visits}\n"))
     }
 }
 
 /// Every instance's count and the total (JSON).
 pub async fn cluster(state: web::Data<AppState>) -> HttpResponse {
     let view = state.peers.view(state.committer.count()).await;
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, HeaderValue::from_static("no-store")))
-        .json(view)
+    HttpResponse::Ok().json(view)
 }

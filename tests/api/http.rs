@@ -46,6 +46,8 @@ async fn the_page_sends_a_strict_csp_and_no_caching() {
     );
     assert_eq!(header("x-content-type-options"), "nosniff");
     assert_eq!(header("cache-control"), "no-store");
+    assert_eq!(header("x-frame-options"), "DENY");
+    assert_eq!(header("referrer-policy"), "no-referrer");
     assert!(header("content-type").starts_with("text/html"));
     let body = response.text().await.unwrap();
     assert!(
@@ -62,6 +64,8 @@ async fn unknown_paths_answer_404_and_wrong_methods_405_short_and_plain() {
 
     let missing = app.get("/no/such/page").await;
     assert_eq!(missing.status(), 404);
+    assert_eq!(missing.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(missing.headers()["cache-control"], "no-store");
     assert!(
         missing.headers()["content-type"]
             .to_str()
@@ -89,7 +93,13 @@ async fn an_oversized_uri_or_header_section_is_refused_and_not_counted() {
     let app = spawn_app(dir.path()).await;
 
     let long = format!("{}/?q={}", app.address, "a".repeat(9000));
-    assert_eq!(app.client.get(&long).send().await.unwrap().status(), 414);
+    let refused = app.client.get(&long).send().await.unwrap();
+    assert_eq!(refused.status(), 414);
+    assert_eq!(
+        refused.headers()["x-content-type-options"],
+        "nosniff",
+        "refused answers carry the headers too"
+    );
     let big = "b".repeat(8000);
     let response = app
         .client
