@@ -9,8 +9,8 @@ import pytest
 from conftest import (CHART, HELM, NAMESPACE, RELEASE, VERSION_LABELS, by_kind, config_json,
                       env_value, is_helm_test, main_container, render, the_statefulset)
 
-CONTRACT_CONFIG_KEYS = {"host", "timezone", "shutdown_timeout_secs", "write_timeout_ms",
-                        "max_batch", "peers", "peer_timeout_ms"}
+CONTRACT_CONFIG_KEYS = {"host", "timezone", "shutdown_delay_secs", "shutdown_timeout_secs",
+                        "write_timeout_ms", "max_batch", "peers", "peer_timeout_ms"}
 ENV_ONLY_KEYS = {"data_dir", "port", "instance", "log_format", "peers_dns"}
 
 

@@ -94,9 +94,13 @@ Usage: include "moscow-time.imageRef" (dict "image" .Values.image "default" .Cha
 Render-time checks that the schema cannot express.
 */}}
 {{- define "moscow-time.validate" -}}
+{{- /* SIGTERM starts the delay (still serving while endpoints catch up), then the drain of at
+most the shutdown timeout; the kubelet SIGKILLs at the grace period, so both must fit in it. */}}
+{{- $delay := int (default 0 .Values.config.shutdown_delay_secs) }}
 {{- $shutdown := int (default 20 .Values.config.shutdown_timeout_secs) }}
-{{- if le (int .Values.terminationGracePeriodSeconds) $shutdown }}
-{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than config.shutdown_timeout_secs (%d): the kubelet would SIGKILL the pod while it drains" (int .Values.terminationGracePeriodSeconds) $shutdown) }}
+{{- $grace := int .Values.terminationGracePeriodSeconds }}
+{{- if le $grace (add $delay $shutdown) }}
+{{- fail (printf "terminationGracePeriodSeconds (%d) must be greater than config.shutdown_delay_secs (%d) + config.shutdown_timeout_secs (%d) = %d: the kubelet would SIGKILL the pod while it drains" $grace $delay $shutdown (add $delay $shutdown)) }}
 {{- end }}
 {{- if and .Values.pdb.minAvailable .Values.pdb.maxUnavailable }}
 {{- fail "set only one of pdb.minAvailable and pdb.maxUnavailable" }}
