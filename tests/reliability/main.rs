@@ -29,3 +29,5 @@ mod hostile;
 mod logs;
 /// A bounded soak with mixed load: flat memory, exact count.
 mod soak;
+/// Power cuts after every file-system call, on a recording FUSE mount.
+mod power;

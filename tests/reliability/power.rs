@@ -1,0 +1,563 @@
+//! Power loss: a power cut after any single file-system call loses no
+//! acknowledged visit.
+//!
+//! The real binary runs with its data folder on [`powerfs`], a FUSE file
+//! system that logs every call changing what a disk holds. Concurrent
+//! clients visit `/`; each 200 is noted with its visit number and how many
+//! calls were logged when it arrived (the answer comes only after the
+//! folder fsync returned, so that mark is sound). Then `kill -9`. For every
+//! cut point (after 0, 1, ... all logged calls) and every kind of cut, the
+//! folder a power cut would leave must hold a parsable `visits` with at
+//! least every visit acknowledged before the cut and at most the visits
+//! sent. The binary is then "rebooted" onto one such image (preferably one
+//! with a half-done write's debris) on a fresh mount: it must start, remove
+//! the debris and count on from the image's count. That image is the disk
+//! of the next round.
+//!
+//! A second test runs deliberately broken write sequences on the same file
+//! system and model and asserts that each is caught, so this test can fail.
+//!
+//! Knobs: `POWER_ROUNDS` (default 5), `RELIABILITY_SEED` to replay.
+
+#[path = "powerfs/mod.rs"]
+mod powerfs;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use powerfs::PowerFs;
+use powerfs::disk::{self, CutKind, Image, Mix, Recording};
+use powerfs::memfs::Journal;
+
+/// The longest any single wait (startup, a request, an exit) may take.
+const TIMEOUT: Duration = Duration::from_secs(30);
+/// Random mixes looked at per cut point, besides the two fixed kinds.
+const RANDOM_MIXES: u64 = 4;
+/// Concurrent clients during the load.
+const CLIENTS: usize = 4;
+/// Visits acknowledged under load before the kill may come.
+const ACKS_BEFORE_KILL: usize = 30;
+const TEMP_PREFIX: &str = ".visits.tmp-";
+
+#[test]
+fn a_power_cut_after_any_file_system_call_loses_no_acknowledged_visit() {
+    if let Some(reason) = powerfs::unavailable() {
+        eprintln!("SKIPPED power-cut test: {reason}");
+        return;
+    }
+    let rounds: u32 = std::env::var("POWER_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5);
+    let seed = seed_from_env_or_clock();
+    let mut mix = Mix::new(seed);
+    let began = Instant::now();
+    let (mut disk, mut start) = (Image::new(), 0);
+    let (mut cut_points, mut images) = (0, 0);
+
+    for round in 1..=rounds {
+        let what = format!("round {round} (RELIABILITY_SEED={seed})");
+        let fs = mount(&disk);
+        let tally = Arc::new(Tally::default());
+        let mut service = boot(&fs, start, &tally, &what);
+        load_then_kill(&fs, &mut service, &tally, &mut mix, &what);
+
+        let recording = fs.recording();
+        assert!(
+            recording.folder_fsyncs() > 0,
+            "{what}: the service made no folder fsync in {} calls: nothing is tested",
+            recording.calls.len()
+        );
+        let expected = tally.expectations(start);
+        let verdict = check_every_cut(&recording, &expected, mix.next());
+        assert!(
+            verdict.violations.is_empty(),
+            "{what}: {} of {} power-cut images lose or break the count; the first ones:\n{}",
+            verdict.violations.len(),
+            verdict.images,
+            verdict.violations[..verdict.violations.len().min(5)].join("\n")
+        );
+        cut_points += recording.calls.len() + 1;
+        images += verdict.images;
+
+        let (after, kind) = verdict.reboot_choice(&recording, &mut mix);
+        disk = disk::image_after(&recording, after, kind);
+        start = count_in(&disk).expect("a checked image holds a count");
+        eprintln!(
+            "{what}: {} calls, {} acknowledged visits; rebooting onto the cut after call {after}, {kind}, which holds {start} and {} temporary file(s)",
+            recording.calls.len(),
+            expected.acks.len(),
+            disk.keys().filter(|n| n.starts_with(TEMP_PREFIX)).count()
+        );
+    }
+    let fs = mount(&disk);
+    drop(boot(
+        &fs,
+        start,
+        &Arc::new(Tally::default()),
+        "final reboot",
+    ));
+    eprintln!(
+        "power: {cut_points} cut points ({images} images) checked over {rounds} rounds in {:.1?}, RELIABILITY_SEED={seed}",
+        began.elapsed()
+    );
+}
+
+#[test]
+fn broken_write_sequences_are_caught_at_the_cut_that_loses_them() {
+    if let Some(reason) = powerfs::unavailable() {
+        eprintln!("SKIPPED broken-write-sequence test: {reason}");
+        return;
+    }
+    let seed = seed_from_env_or_clock();
+    let verdict = check_writer(Writer::Correct, seed);
+    assert!(
+        verdict.violations.is_empty(),
+        "the correct write sequence must pass the model: {:?}",
+        verdict.violations.first()
+    );
+    let broken = [
+        (
+            Writer::NoFolderFsync,
+            "(rename .visits.tmp-1 -> visits)",
+            "everything unsynced lost",
+        ),
+        (
+            Writer::RenameBeforeDataSync,
+            "(rename .visits.tmp-1 -> visits)",
+            "metadata kept, unsynced data lost",
+        ),
+        (
+            Writer::FsyncOfLockFileInsteadOfFolder,
+            "(fsync visits.lock)",
+            "everything unsynced lost",
+        ),
+        (
+            Writer::WriteInPlace,
+            "(truncate visits to 0 bytes)",
+            "metadata kept, unsynced data lost",
+        ),
+    ];
+    for (writer, call, kind) in broken {
+        let verdict = check_writer(writer, seed);
+        let caught = verdict.violations.iter().find(|v| {
+            v.starts_with("power cut after call") && v.contains(call) && v.contains(kind)
+        });
+        match caught {
+            Some(violation) => eprintln!("{writer:?} caught: {violation}"),
+            None => panic!(
+                "{writer:?} was not caught at the cut after `{call}`, {kind}; violations: {:#?}",
+                verdict.violations
+            ),
+        }
+    }
+}
+
+// ------------------------------------------------------------ the check
+
+/// A visit acknowledged with a 200, and how many calls the file system had
+/// logged when the answer arrived.
+#[derive(Debug, Clone, Copy)]
+struct Ack {
+    mark: usize,
+    visit: u64,
+}
+
+/// What one recording is checked against.
+struct Expectations {
+    /// The count durable when the file system was mounted.
+    start: u64,
+    /// Visits sent (an upper bound on those counted).
+    sent: u64,
+    acks: Vec<Ack>,
+}
+
+/// The outcome of checking every cut of one recording.
+struct Verdict {
+    images: usize,
+    violations: Vec<String>,
+    /// Cuts whose image holds a temporary file: good reboot targets.
+    with_debris: Vec<(usize, CutKind)>,
+}
+
+impl Verdict {
+    /// A cut to reboot onto: one with debris when there is one.
+    fn reboot_choice(&self, recording: &Recording, mix: &mut Mix) -> (usize, CutKind) {
+        if self.with_debris.is_empty() {
+            let after = mix.below(recording.calls.len() as u64 + 1) as usize;
+            (after, CutKind::RandomMix(mix.next()))
+        } else {
+            self.with_debris[mix.below(self.with_debris.len() as u64) as usize]
+        }
+    }
+}
+
+/// Checks the image of every cut of `recording` in every kind.
+fn check_every_cut(recording: &Recording, expected: &Expectations, seed: u64) -> Verdict {
+    let mut acks = expected.acks.clone();
+    acks.sort_by_key(|a| a.mark);
+    let mut acks = acks.into_iter().peekable();
+    let mut required = expected.start;
+    let most = expected.start + expected.sent;
+    let (mut violations, mut with_debris) = (Vec::new(), Vec::new());
+    let images = disk::for_each_cut(recording, RANDOM_MIXES, seed, |cut, image| {
+        while let Some(ack) = acks.next_if(|a| a.mark <= cut.after) {
+            required = required.max(ack.visit);
+        }
+        if let Err(problem) = check_image(image, required, most) {
+            violations.push(format!("{cut}: {problem}"));
+        }
+        if image.keys().any(|name| name.starts_with(TEMP_PREFIX)) {
+            with_debris.push((cut.after, cut.kind));
+        }
+    });
+    Verdict {
+        images,
+        violations,
+        with_debris,
+    }
+}
+
+/// `visits` must parse and hold between `least` and `most`.
+fn check_image(image: &Image, least: u64, most: u64) -> Result<(), String> {
+    let count = count_in(image)?;
+    if count < least {
+        return Err(format!(
+            "visits holds {count}, but {least} was acknowledged (or durable) before the cut"
+        ));
+    }
+    if count > most {
+        return Err(format!(
+            "visits holds {count}, more than the {most} ever sent"
+        ));
+    }
+    Ok(())
+}
+
+/// The count in an image's `visits`, strictly `digits\n`; missing is 0.
+fn count_in(image: &Image) -> Result<u64, String> {
+    let Some(bytes) = image.get("visits") else {
+        return Ok(0);
+    };
+    let text = String::from_utf8_lossy(bytes);
+    text.strip_suffix('\n')
+        .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        .and_then(|digits| digits.parse().ok())
+        .ok_or_else(|| format!("visits is not a count: {text:?}"))
+}
+
+// ------------------------------------------------------------ the real binary
+
+/// What the clients of one round sent and were told.
+#[derive(Default)]
+struct Tally {
+    sent: AtomicU64,
+    acks: Mutex<Vec<Ack>>,
+}
+
+impl Tally {
+    fn acked(&self) -> usize {
+        self.acks.lock().unwrap().len()
+    }
+
+    fn expectations(&self, start: u64) -> Expectations {
+        Expectations {
+            start,
+            sent: self.sent.load(Ordering::SeqCst),
+            acks: self.acks.lock().unwrap().clone(),
+        }
+    }
+
+    /// One visit; a 200 is noted with the log's length at its arrival.
+    fn visit(&self, addr: SocketAddr, journal: &Journal) -> Option<u64> {
+        self.sent.fetch_add(1, Ordering::SeqCst);
+        let visit = get(addr, "/").ok().filter(|a| a.status == 200)?.visit?;
+        let mark = journal.calls_logged();
+        self.acks.lock().unwrap().push(Ack { mark, visit });
+        Some(visit)
+    }
+}
+
+fn mount(disk: &Image) -> PowerFs {
+    PowerFs::mount(disk).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Starts the binary on `fs` and checks that it came up clean: no debris,
+/// the count `start`, and the next visit numbered `start + 1`.
+fn boot(fs: &PowerFs, start: u64, tally: &Tally, what: &str) -> Service {
+    let service = Service::start(fs.path());
+    let debris: Vec<_> = fs::read_dir(fs.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(TEMP_PREFIX))
+        .collect();
+    assert!(
+        debris.is_empty(),
+        "{what}: debris left after startup: {debris:?}"
+    );
+    let reported = get(service.addr, "/visits").expect("GET /visits");
+    assert_eq!(
+        reported.body.trim(),
+        start.to_string(),
+        "{what}: the count at startup"
+    );
+    let first = tally.visit(service.addr, &fs.journal());
+    assert_eq!(
+        first,
+        Some(start + 1),
+        "{what}: the first visit after the reboot"
+    );
+    service
+}
+
+/// Concurrent clients until enough visits are acknowledged, then `kill -9`
+/// at a random moment.
+fn load_then_kill(
+    fs: &PowerFs,
+    service: &mut Service,
+    tally: &Arc<Tally>,
+    mix: &mut Mix,
+    what: &str,
+) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<JoinHandle<()>> = (0..CLIENTS)
+        .map(|_| {
+            let (stop, tally, journal, addr) = (
+                Arc::clone(&stop),
+                Arc::clone(tally),
+                fs.journal(),
+                service.addr,
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    if tally.visit(addr, &journal).is_none() {
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+            })
+        })
+        .collect();
+    let deadline = Instant::now() + TIMEOUT;
+    while tally.acked() < ACKS_BEFORE_KILL && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let acked = tally.acked();
+    if acked >= ACKS_BEFORE_KILL {
+        std::thread::sleep(Duration::from_millis(mix.below(500)));
+    }
+    let killed = service.kill9();
+    stop.store(true, Ordering::SeqCst);
+    for client in clients {
+        client.join().unwrap();
+    }
+    assert!(
+        killed,
+        "{what}: the service survived SIGKILL for {TIMEOUT:?}"
+    );
+    assert!(
+        acked >= ACKS_BEFORE_KILL,
+        "{what}: only {acked} visits acknowledged within {TIMEOUT:?}"
+    );
+}
+
+/// The real binary on 127.0.0.1, port 0, JSON logs; killed on drop.
+struct Service {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Service {
+    fn start(data_dir: &Path) -> Service {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_moscow-time"))
+            .env_clear()
+            .env("HOST", "127.0.0.1")
+            .env("PORT", "0")
+            .env("LOG_FORMAT", "json")
+            .env("RUST_LOG", "info")
+            .env("DATA_DIR", data_dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (listening, address) = mpsc::channel();
+        let sink = Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                if let Ok(log) = serde_json::from_str::<serde_json::Value>(&line)
+                    && log["message"] == "listening"
+                {
+                    let _ = listening.send(log["addr"].as_str().unwrap_or_default().to_owned());
+                }
+                sink.lock().unwrap().push(line);
+            }
+        });
+        // From here on Drop kills the child, also when the wait panics.
+        let mut service = Service {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        };
+        let addr = address.recv_timeout(TIMEOUT).unwrap_or_else(|e| {
+            panic!(
+                "the service on {} logged no `listening` line ({e}); its log:\n{}",
+                data_dir.display(),
+                logs.lock().unwrap().join("\n")
+            )
+        });
+        service.addr = addr.parse().expect("the logged address parses");
+        service
+    }
+
+    /// SIGKILL and reap, waiting at most `TIMEOUT`; whether it is gone.
+    fn kill9(&mut self) -> bool {
+        let _ = self.child.kill();
+        let deadline = Instant::now() + TIMEOUT;
+        while self.child.try_wait().ok().flatten().is_none() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// An answer to a GET over a fresh connection.
+struct Answer {
+    status: u16,
+    visit: Option<u64>,
+    body: String,
+}
+
+fn get(addr: SocketAddr, path: &str) -> io::Result<Answer> {
+    let mut stream = TcpStream::connect_timeout(&addr, TIMEOUT)?;
+    stream.set_read_timeout(Some(TIMEOUT))?;
+    stream.set_write_timeout(Some(TIMEOUT))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: power\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| io::Error::other("no complete response head"))?;
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other("no status line"))?;
+    let visit = lines
+        .filter_map(|l| l.split_once(':'))
+        .find(|(name, _)| name.trim().eq_ignore_ascii_case("x-visit-number"))
+        .and_then(|(_, value)| value.trim().parse().ok());
+    Ok(Answer {
+        status,
+        visit,
+        body: body.to_owned(),
+    })
+}
+
+fn seed_from_env_or_clock() -> u64 {
+    let seed = std::env::var("RELIABILITY_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("power: RELIABILITY_SEED={seed}");
+    seed
+}
+
+// ------------------------------------------------------------ broken writers
+
+/// Ways to write the count: the store's, and four broken ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    /// Temporary file, fsync, rename, folder fsync (as the store does).
+    Correct,
+    /// The rename is never made durable.
+    NoFolderFsync,
+    /// Renamed over `visits` before its data was fsynced.
+    RenameBeforeDataSync,
+    /// The lock file is fsynced where the folder should be.
+    FsyncOfLockFileInsteadOfFolder,
+    /// `visits` truncated and rewritten in place (then fsynced, folder too).
+    WriteInPlace,
+}
+
+/// Writes counts 1, 2, 3 with `writer` on a fresh mount holding `0`, each
+/// "acknowledged" when its write returns, and checks every cut.
+fn check_writer(writer: Writer, seed: u64) -> Verdict {
+    let fs = mount(&Image::from([("visits".to_owned(), b"0\n".to_vec())]));
+    let journal = fs.journal();
+    let mut acks = Vec::new();
+    for count in 1..=3 {
+        write_count(fs.path(), count, writer)
+            .unwrap_or_else(|e| panic!("{writer:?} failed to write {count}: {e}"));
+        acks.push(Ack {
+            mark: journal.calls_logged(),
+            visit: count,
+        });
+    }
+    let expected = Expectations {
+        start: 0,
+        sent: 3,
+        acks,
+    };
+    check_every_cut(&fs.recording(), &expected, seed)
+}
+
+fn write_count(dir: &Path, count: u64, writer: Writer) -> io::Result<()> {
+    let text = format!("{count}\n");
+    let visits = dir.join("visits");
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("visits.lock"))?;
+    if writer == Writer::WriteInPlace {
+        let mut file = File::create(&visits)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        return File::open(dir)?.sync_all();
+    }
+    let temp = dir.join(format!("{TEMP_PREFIX}{count}"));
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&temp)?;
+    file.write_all(text.as_bytes())?;
+    if writer == Writer::RenameBeforeDataSync {
+        fs::rename(&temp, &visits)?;
+        file.sync_all()?;
+    } else {
+        file.sync_all()?;
+        fs::rename(&temp, &visits)?;
+    }
+    match writer {
+        Writer::NoFolderFsync => Ok(()),
+        Writer::FsyncOfLockFileInsteadOfFolder => lock.sync_all(),
+        _ => File::open(dir)?.sync_all(),
+    }
+}
