@@ -34,7 +34,7 @@ use std::time::{Duration, Instant};
 
 use powerfs::PowerFs;
 use powerfs::disk::{self, CutKind, Image, Mix, Recording};
-use powerfs::memfs::Journal;
+use powerfs::memfs::{Call, Journal};
 
 /// The longest any single wait (startup, a request, an exit) may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -83,6 +83,16 @@ fn a_power_cut_after_any_file_system_call_loses_no_acknowledged_visit() {
             verdict.violations.len(),
             verdict.images,
             verdict.violations[..verdict.violations.len().min(5)].join("\n")
+        );
+        let early = Expectations {
+            acks: acks_before_their_folder_fsync(&recording, &expected.acks),
+            ..expected
+        };
+        assert!(
+            !check_every_cut(&recording, &early, mix.next())
+                .violations
+                .is_empty(),
+            "{what}: acknowledgements moved before their folder fsync went unnoticed"
         );
         cut_points += recording.calls.len() + 1;
         images += verdict.images;
@@ -223,6 +233,22 @@ fn check_every_cut(recording: &Recording, expected: &Expectations, seed: u64) ->
         violations,
         with_debris,
     }
+}
+
+/// The acknowledgements as a service that answered before its folder
+/// fsync would have made them: each mark moved to just before the last
+/// folder fsync that preceded it. The check must catch them, or it could
+/// not catch such a service either.
+fn acks_before_their_folder_fsync(recording: &Recording, acks: &[Ack]) -> Vec<Ack> {
+    acks.iter()
+        .map(|ack| Ack {
+            mark: recording.calls[..ack.mark]
+                .iter()
+                .rposition(|call| *call == Call::FsyncDir)
+                .unwrap_or(0),
+            visit: ack.visit,
+        })
+        .collect()
 }
 
 /// `visits` must parse and hold between `least` and `most`.
