@@ -5,7 +5,6 @@
 
 use chrono::{DateTime, Offset, Utc};
 use chrono_tz::Tz;
-use serde::Serialize;
 
 /// A moment, as shown to visitors.
 #[derive(Debug, Clone)]
@@ -39,35 +38,16 @@ impl Now {
         format!("{sign}{:02}:{:02}", abs / 3600, abs % 3600 / 60)
     }
 
+    /// RFC 3339 with the zone's offset and milliseconds.
+    pub fn rfc3339(&self) -> String {
+        self.local
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, false)
+    }
+
     /// Milliseconds since the Unix epoch.
     pub fn unix_ms(&self) -> i64 {
         self.local.timestamp_millis()
     }
-
-    /// The body of `GET /api/time`.
-    pub fn api(&self) -> ApiTime {
-        ApiTime {
-            time: self
-                .local
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
-            timezone: self.local.timezone().name(),
-            utc_offset: self.utc_offset(),
-            unix_ms: self.unix_ms(),
-        }
-    }
-}
-
-/// The JSON answer of `GET /api/time`.
-#[derive(Debug, Serialize)]
-pub struct ApiTime {
-    /// RFC 3339 with the zone's offset, e.g. `2026-11-22T05:13:47.123+03:00`.
-    pub time: String,
-    /// The IANA zone name.
-    pub timezone: &'static str,
-    /// The offset from UTC, e.g. `+03:00`.
-    pub utc_offset: String,
-    /// Milliseconds since the Unix epoch.
-    pub unix_ms: i64,
 }
 
 #[cfg(test)]
@@ -82,7 +62,7 @@ mod tests {
             let now = Now::at(utc, chrono_tz::Europe::Moscow);
             assert_eq!(now.utc_offset(), "+03:00");
             assert_eq!(
-                now.api().time,
+                now.rfc3339(),
                 format!("2026-{m:02}-{d:02}T15:00:00.000+03:00")
             );
         }

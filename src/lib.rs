@@ -4,28 +4,34 @@
 //! zone) and durably counts every page view in a plain-text file, built to
 //! run as a Kubernetes StatefulSet with one volume per pod.
 //!
+//! Dependencies point one way, from the top of this table to the bottom:
+//! `startup` wires everything; `routes` and `middleware` depend on `state`
+//! and the domain modules; `store` depends on nothing HTTP.
+//!
 //! | module | concern |
 //! |---|---|
-//! | [`config`] | flags, environment, JSON file; validated once |
-//! | [`telemetry`] | structured logs |
-//! | [`store`] | the `visits` file: lock, atomic replace, group commit |
-//! | [`clock`] | the time in the configured zone |
-//! | [`page`] | the HTML page, built once, rendered per visit |
-//! | [`peers`] | every instance's count, for the cluster view |
-//! | [`metrics`] | Prometheus metrics |
-//! | [`middleware`] | size limits, request metrics and logs, security headers |
-//! | [`routes`] | the HTTP endpoints |
-//! | [`error`] | how failures become answers |
 //! | [`startup`] | wiring and lifecycle |
+//! | [`commands`] | the binary's commands other than serving |
+//! | [`routes`] | the HTTP endpoints and how failures become answers |
+//! | [`middleware`] | size limits, request metrics and logs, security headers |
+//! | [`state`] | what the handlers share |
+//! | [`page`] | the HTML page (with its style sheet and script), built once, rendered per visit |
+//! | [`cluster`] | the cluster view: every instance's count, from the peers |
+//! | [`metrics`] | the Prometheus registry and the HTTP metrics |
+//! | [`clock`] | the time in the configured zone |
+//! | [`store`] | the `visits` file: lock, atomic replace, group commit |
+//! | [`telemetry`] | structured logs |
+//! | [`config`] | every setting, defined once: flags, environment, JSON file |
 
 pub mod clock;
+pub mod cluster;
+pub mod commands;
 pub mod config;
-pub mod error;
 pub mod metrics;
 pub mod middleware;
 pub mod page;
-pub mod peers;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;

@@ -1,20 +1,42 @@
-//! The `moscow-time` binary: parse settings, start logging, serve until
-//! SIGTERM. Everything else lives in the library.
+//! The `moscow-time` binary: parse settings, start logging, run the command
+//! (serve until SIGTERM, by default). Everything else lives in the library.
 
 use std::process::ExitCode;
 
-use moscow_time::config::Settings;
+use moscow_time::commands;
+use moscow_time::config::{Command, ParseError, Settings};
 use moscow_time::startup::Application;
+use moscow_time::telemetry::error_chain;
 
 fn main() -> ExitCode {
-    let settings = match Settings::from_args_and_env() {
-        Ok(settings) => settings,
+    let (command, settings) = match Settings::from_process() {
+        Ok(parsed) => parsed,
+        // Usage errors, --help and --version print as clap prints them.
+        Err(ParseError::CommandLine(error)) => error.exit(),
         Err(error) => {
-            eprintln!("moscow-time: {}", moscow_time::error::error_chain(&error));
+            eprintln!("moscow-time: {}", error_chain(&error));
             return ExitCode::from(2);
         }
     };
-    // Held to the end of main: dropping it flushes the last log lines.
+    let result = match command {
+        Command::Count => commands::count(&settings, &mut std::io::stdout().lock()),
+        Command::SetCount { count, force } => {
+            commands::set_count(&settings, count, force, &mut std::io::stdout().lock())
+        }
+        Command::Serve | Command::Idle => return run(command, settings),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("moscow-time: {}", error_chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs a long-lived command with logging and an async runtime.
+fn run(command: Command, settings: Settings) -> ExitCode {
+    // Held to the end: dropping it flushes the last log lines.
     let _logs = match moscow_time::telemetry::init(settings.log_format) {
         Ok(guard) => guard,
         Err(error) => {
@@ -23,10 +45,18 @@ fn main() -> ExitCode {
         }
     };
     let result = actix_web::rt::System::new().block_on(async {
-        Application::build(settings)
-            .await?
-            .run_until_signalled()
-            .await
+        match command {
+            Command::Idle => {
+                commands::idle().await;
+                Ok(())
+            }
+            _ => {
+                Application::build(settings)
+                    .await?
+                    .run_until_signalled()
+                    .await
+            }
+        }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

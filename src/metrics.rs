@@ -13,44 +13,29 @@
 
 use actix_web::http::{Method, StatusCode};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
+
+use crate::store::StoreMetrics;
 
 /// HTTP latency buckets: from 100 µs (a probe) to 5 s (a visit stuck behind
 /// a lock timeout).
 const HTTP_BUCKETS: &[f64] = &[
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
 ];
-/// One durable write is an fsync or two: ~0.1 ms on tmpfs, ~1 ms on a local
-/// disk, tens of ms on network block storage.
-const PERSIST_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128, 0.256, 0.512,
-    1.0, 5.0,
-];
-/// Visits per durable write: powers of two up to the largest batch.
-const BATCH_BUCKETS: &[f64] = &[
-    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
-];
-
 /// The label value for requests that matched no route.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
 
 /// Every metric the service exports.
 pub struct Metrics {
     registry: Registry,
-    /// The persisted count, including visits from earlier runs.
-    pub visits_total: IntCounter,
+    /// The store's metrics: count, durable writes and their errors.
+    pub store: StoreMetrics,
     /// Requests by method, route pattern and status.
     pub http_requests: IntCounterVec,
     /// Request latency by method and route pattern.
     pub http_duration: HistogramVec,
-    /// Time of one durable write (lock, read, write, fsync, rename, fsync).
-    pub persist_duration: Histogram,
-    /// Visits persisted per durable write.
-    pub persist_batch_size: Histogram,
-    /// Durable writes that failed.
-    pub persist_errors: IntCounter,
     /// Peers found by the last discovery.
     pub peers_discovered: IntGauge,
     /// Failed fetches of a peer's count.
@@ -61,10 +46,7 @@ impl Metrics {
     /// Creates and registers every metric, including the process collector.
     pub fn new() -> prometheus::Result<Self> {
         let registry = Registry::new();
-        let visits_total = IntCounter::new(
-            "moscow_time_visits_total",
-            "Visits persisted in the visits file, including earlier runs.",
-        )?;
+        let store = StoreMetrics::new()?;
         let http_requests = IntCounterVec::new(
             Opts::new("moscow_time_http_requests_total", "HTTP requests answered."),
             &["method", "route", "status"],
@@ -76,24 +58,6 @@ impl Metrics {
             )
             .buckets(HTTP_BUCKETS.to_vec()),
             &["method", "route"],
-        )?;
-        let persist_duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "moscow_time_persist_duration_seconds",
-                "Time of one durable write of the visits file.",
-            )
-            .buckets(PERSIST_BUCKETS.to_vec()),
-        )?;
-        let persist_batch_size = Histogram::with_opts(
-            HistogramOpts::new(
-                "moscow_time_persist_batch_size",
-                "Visits persisted by one durable write.",
-            )
-            .buckets(BATCH_BUCKETS.to_vec()),
-        )?;
-        let persist_errors = IntCounter::new(
-            "moscow_time_persist_errors_total",
-            "Durable writes of the visits file that failed.",
         )?;
         let peers_discovered = IntGauge::new(
             "moscow_time_peers_discovered",
@@ -114,12 +78,9 @@ impl Metrics {
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
 
-        registry.register(Box::new(visits_total.clone()))?;
+        store.register(&registry)?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
-        registry.register(Box::new(persist_duration.clone()))?;
-        registry.register(Box::new(persist_batch_size.clone()))?;
-        registry.register(Box::new(persist_errors.clone()))?;
         registry.register(Box::new(peers_discovered.clone()))?;
         registry.register(Box::new(peer_fetch_errors.clone()))?;
         registry.register(Box::new(build_info))?;
@@ -128,12 +89,9 @@ impl Metrics {
         ))?;
         Ok(Metrics {
             registry,
-            visits_total,
+            store,
             http_requests,
             http_duration,
-            persist_duration,
-            persist_batch_size,
-            persist_errors,
             peers_discovered,
             peer_fetch_errors,
         })
@@ -180,7 +138,7 @@ mod tests {
     fn every_required_metric_is_exported() {
         let m = Metrics::new().unwrap();
         m.observe_request(&Method::GET, "/", StatusCode::OK, 0.001);
-        m.persist_duration.observe(0.001);
+        m.store.persist_duration.observe(0.001);
         let text = m.render().unwrap();
         for name in [
             "moscow_time_visits_total",

@@ -5,17 +5,17 @@
 //! answered 414/431 and never counts. actix itself closes connections whose
 //! head exceeds 128 KiB; the tighter limits here are the ones we promise.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
+use actix_web::http::{ConnectionType, StatusCode};
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{Error, web};
 
-use crate::error::plain;
-use crate::metrics::UNMATCHED_ROUTE;
-use crate::startup::AppState;
+use crate::metrics::{Metrics, UNMATCHED_ROUTE};
+use crate::routes::plain;
 
 /// The longest request target we accept, in bytes.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
@@ -70,6 +70,24 @@ fn for_log(text: &str) -> std::borrow::Cow<'_, str> {
     format!("{}...", &text[..end]).into()
 }
 
+/// Whether the service is draining: once started, every answer carries
+/// `Connection: close`, so keep-alive clients (ingress controllers, load
+/// balancers, other pods) open their next request elsewhere.
+#[derive(Debug, Default)]
+pub struct Drain(AtomicBool);
+
+impl Drain {
+    /// From now on, close every connection after its answer.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Release);
+    }
+
+    /// Whether draining has started.
+    pub fn started(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// Enforces the size limits, then records metrics and logs one line.
 pub async fn observe(
     req: ServiceRequest,
@@ -80,15 +98,24 @@ pub async fn observe(
         Some((status, body)) => req.into_response(plain(status, body)),
         None => next.call(req).await?.map_into_boxed_body(),
     };
+    let mut response = response;
+    if response
+        .request()
+        .app_data::<web::Data<Drain>>()
+        .is_some_and(|drain| drain.started())
+    {
+        response
+            .response_mut()
+            .head_mut()
+            .set_connection_type(ConnectionType::Close);
+    }
     let request = response.request();
     let status = response.status();
     let route = request.match_pattern();
     let route = route.as_deref().unwrap_or(UNMATCHED_ROUTE);
     let elapsed = started.elapsed();
-    if let Some(state) = request.app_data::<web::Data<AppState>>() {
-        state
-            .metrics
-            .observe_request(request.method(), route, status, elapsed.as_secs_f64());
+    if let Some(metrics) = request.app_data::<web::Data<Metrics>>() {
+        metrics.observe_request(request.method(), route, status, elapsed.as_secs_f64());
     }
     // The path is client-supplied: `escape_debug` neutralises control
     // characters in text logs; the JSON formatter escapes it as a string.

@@ -8,42 +8,29 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
-use chrono_tz::Tz;
 
+use crate::cluster::Peers;
 use crate::config::Settings;
 use crate::metrics::Metrics;
-use crate::middleware;
+use crate::middleware::{self, Drain};
 use crate::page::Page;
-use crate::peers::Peers;
 use crate::routes;
+use crate::state::AppState;
 use crate::store::{Committer, CommitterConfig, Store};
-
-/// Everything a request handler may need, shared by all workers.
-pub struct AppState {
-    /// The group-commit writer.
-    pub committer: Arc<Committer>,
-    /// The metrics registry.
-    pub metrics: Arc<Metrics>,
-    /// The page template.
-    pub page: Page,
-    /// The zone to show.
-    pub timezone: Tz,
-    /// This instance's name.
-    pub instance: String,
-    /// The other instances.
-    pub peers: Peers,
-}
 
 /// A bound, not yet running server.
 pub struct Application {
     address: SocketAddr,
     server: Server,
     committer: Arc<Committer>,
+    drain: web::Data<Drain>,
+    shutdown_delay: Duration,
 }
 
 impl Application {
@@ -68,7 +55,7 @@ impl Application {
                 max_batch: settings.max_batch,
                 stall_after: settings.write_timeout,
             },
-            Arc::clone(&metrics),
+            metrics.store.clone(),
         ));
 
         let listener = TcpListener::bind(settings.listen)
@@ -80,7 +67,6 @@ impl Application {
         let page = Page::new(&settings.instance, settings.timezone);
         let state = web::Data::new(AppState {
             committer: Arc::clone(&committer),
-            metrics: Arc::clone(&metrics),
             page,
             timezone: settings.timezone,
             instance: settings.instance.clone(),
@@ -89,13 +75,18 @@ impl Application {
                 address.port(),
                 settings.peer_timeout,
                 settings.instance.clone(),
-                metrics,
+                Arc::clone(&metrics),
             ),
         });
+        let metrics = web::Data::from(metrics);
+        let drain = web::Data::new(Drain::default());
+        let app_drain = drain.clone();
 
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
+                .app_data(metrics.clone())
+                .app_data(app_drain.clone())
                 .wrap(from_fn(middleware::observe))
                 // Outermost, so the answers `observe` refuses get them too.
                 .wrap(middleware::default_headers())
@@ -121,6 +112,8 @@ impl Application {
             address,
             server,
             committer,
+            drain,
+            shutdown_delay: settings.shutdown_delay,
         })
     }
 
@@ -152,27 +145,75 @@ impl Application {
     }
 
     /// Serves until SIGTERM or SIGINT, then drains gracefully.
+    ///
+    /// After SIGTERM, readiness fails at once but the service keeps serving
+    /// everything, visits included, for the shutdown delay, answering with
+    /// `Connection: close`: load balancers and kube-proxy take a moment to
+    /// stop routing to a pod, and what they still send must not be
+    /// refused. A second SIGTERM, or a SIGINT, ends the delay early (and a
+    /// first SIGINT skips it: Ctrl-C stays instant). Then the listener
+    /// closes, in-flight requests finish within the shutdown timeout, and
+    /// the last batch is persisted.
     pub async fn run_until_signalled(self) -> anyhow::Result<()> {
         let handle = self.handle();
         let committer = Arc::clone(&self.committer);
+        let drain = self.drain.clone();
+        let delay = self.shutdown_delay;
         actix_web::rt::spawn(async move {
-            let signal = wait_for_stop_signal().await;
-            tracing::info!(signal, "stopping: finishing in-flight requests");
+            let mut signals = StopSignals::install();
+            let signal = signals.next().await;
             committer.begin_shutdown();
+            if signal == "SIGTERM" && !delay.is_zero() {
+                drain.start();
+                tracing::info!(
+                    signal,
+                    delay_secs = delay.as_secs(),
+                    "shutdown delay started: not ready, still serving, closing every connection after its answer"
+                );
+                let ended = tokio::select! {
+                    () = tokio::time::sleep(delay) => "the delay passed",
+                    signal = signals.next() => signal,
+                };
+                tracing::info!(
+                    ended_by = ended,
+                    "shutdown delay ended: closing the listener, finishing in-flight requests"
+                );
+            } else {
+                tracing::info!(signal, "stopping: finishing in-flight requests");
+            }
             handle.stop(true).await;
         });
         self.run_until_stopped().await
     }
 }
 
-async fn wait_for_stop_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term =
-        signal(SignalKind::terminate()).expect("installing a SIGTERM handler never fails on Unix");
-    let mut int =
-        signal(SignalKind::interrupt()).expect("installing a SIGINT handler never fails on Unix");
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+/// SIGTERM and SIGINT, installed once so that a second signal is not lost.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{SignalKind, signal};
+        StopSignals {
+            term: signal(SignalKind::terminate())
+                .expect("installing a SIGTERM handler never fails on Unix"),
+            int: signal(SignalKind::interrupt())
+                .expect("installing a SIGINT handler never fails on Unix"),
+        }
     }
+
+    /// Waits for the next signal and names it.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// Waits for SIGTERM or SIGINT and names the one that came.
+pub async fn stop_signal() -> &'static str {
+    StopSignals::install().next().await
 }

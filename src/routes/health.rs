@@ -9,8 +9,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
-use crate::error::plain;
-use crate::startup::AppState;
+use super::plain;
+use crate::state::AppState;
 use crate::store::Health;
 
 /// 200 while the process serves.

@@ -3,25 +3,30 @@
 //! Only `GET /` counts a visit. Every route answers `HEAD` too (without
 //! counting), other methods get 405 with an `Allow` header, and unknown
 //! paths a short 404, so scanners learn nothing and count nothing.
+//!
+//! Error bodies are short plain text: a visitor or a probe needs to know
+//! *that* something failed, the log needs to know *why*, so the cause chain
+//! is logged once where the error happens and never sent to the client.
 
 mod health;
+mod index;
 mod metrics;
-mod page;
 mod time;
 mod visits;
 
+pub use index::VISIT_NUMBER_HEADER;
+
+use actix_web::body::MessageBody;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{FromRequest, Handler, HttpResponse, Responder, guard, web};
-
-use crate::error::plain;
 
 /// Registers every route on an app.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::resource("/")
-            .route(web::get().to(page::index))
-            .route(web::head().to(page::head))
+            .route(web::get().to(index::visit))
+            .route(web::head().to(index::head))
             .default_service(web::to(method_not_allowed)),
     );
     read_only(cfg, "/visits", visits::own);
@@ -57,6 +62,16 @@ async fn method_not_allowed() -> HttpResponse {
         .headers_mut()
         .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
     response
+}
+
+/// A short plain-text answer.
+pub fn plain(status: StatusCode, body: impl MessageBody + 'static) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        ))
+        .body(body)
 }
 
 /// The answer for paths that match no route.

@@ -3,9 +3,9 @@
 use actix_web::http::{StatusCode, header};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::error::plain;
-use crate::peers::InstanceCount;
-use crate::startup::AppState;
+use super::plain;
+use crate::cluster::InstanceCount;
+use crate::state::AppState;
 
 /// This instance's count: `N\n`, or JSON when the client accepts it.
 pub async fn own(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {

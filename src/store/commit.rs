@@ -21,9 +21,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use super::{Store, StoreError};
-use crate::error::error_chain;
-use crate::metrics::Metrics;
+use super::{Store, StoreError, StoreMetrics};
+use crate::telemetry::error_chain;
 
 /// How often an unhealthy writer retries a write probe while idle.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -77,7 +76,7 @@ struct Shared {
     healthy: AtomicBool,
     shutting_down: AtomicBool,
     failure: RwLock<Option<String>>,
-    metrics: Arc<Metrics>,
+    metrics: StoreMetrics,
 }
 
 impl Shared {
@@ -133,7 +132,7 @@ pub struct Committer {
 
 impl Committer {
     /// Starts the writer thread for an opened store whose count is `count`.
-    pub fn start(store: Store, count: u64, config: CommitterConfig, metrics: Arc<Metrics>) -> Self {
+    pub fn start(store: Store, count: u64, config: CommitterConfig, metrics: StoreMetrics) -> Self {
         metrics.visits_total.inc_by(count);
         let shared = Arc::new(Shared {
             epoch: Instant::now(),
@@ -319,7 +318,7 @@ mod tests {
                 max_batch,
                 stall_after: Duration::from_secs(5),
             },
-            Arc::new(Metrics::new().unwrap()),
+            StoreMetrics::new().unwrap(),
         )
     }
 
@@ -395,7 +394,7 @@ mod tests {
                 max_batch: 64,
                 stall_after: Duration::from_millis(200),
             },
-            Arc::new(Metrics::new().unwrap()),
+            StoreMetrics::new().unwrap(),
         ));
         assert_eq!(c.health(), Health::Ready);
         let visit = tokio::spawn({

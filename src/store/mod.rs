@@ -21,8 +21,10 @@
 
 mod commit;
 pub mod format;
+mod metrics;
 
 pub use commit::{Committer, CommitterConfig, Health, VisitError};
+pub use metrics::StoreMetrics;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
@@ -39,6 +41,9 @@ pub const VISITS_FILE: &str = "visits";
 pub const LOCK_FILE: &str = "visits.lock";
 /// The prefix of temporary files; anything with it is removed at startup.
 pub const TEMP_PREFIX: &str = ".visits.tmp-";
+/// The prefix of a corrupt `visits` file kept aside by a forced
+/// [`Store::set`]; such files are never overwritten or removed.
+pub const CORRUPT_PREFIX: &str = "visits.corrupt-";
 
 /// A point inside one durable write, for fault injection in tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,12 +82,31 @@ pub enum StoreError {
     #[error("data directory {} is not a directory", .0.display())]
     NotADirectory(PathBuf),
     /// `visits` holds something that is not a count.
-    #[error("visits file {} is corrupt: {source}; fix or remove it by hand (it was left untouched)", path.display())]
+    #[error(
+        "visits file {} is corrupt: {problem}. It was left untouched. \
+         `moscow-time count` shows this check again; `moscow-time set-count --force N` \
+         replaces the file with the count N and keeps the corrupt one beside it as \
+         {CORRUPT_PREFIX}<UTC time>. On Kubernetes, run these with `kubectl exec` in a pod \
+         started in diagnostic mode (the chart's diagnosticMode.enabled=true).",
+        path.display()
+    )]
     Corrupt {
         /// The file's path.
         path: PathBuf,
         /// What is wrong with its content.
-        source: FormatError,
+        problem: FormatError,
+    },
+    /// The data folder does not exist (only [`Store::at`] users see this:
+    /// the server creates it).
+    #[error("data directory {} does not exist", .0.display())]
+    Missing(PathBuf),
+    /// A forced change was asked for without `--force`.
+    #[error("refusing to {what} without --force (the count is {current})")]
+    NeedsForce {
+        /// What would have happened.
+        what: String,
+        /// The count now, if the file is valid.
+        current: String,
     },
     /// The lock stayed taken by someone else for longer than the timeout.
     #[error("timed out after {waited:?} waiting for the lock on {}", path.display())]
@@ -120,6 +144,15 @@ fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) ->
         path: path.to_path_buf(),
         source,
     }
+}
+
+/// What [`Store::set`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetOutcome {
+    /// The count before, or `None` when the file was corrupt.
+    pub previous: Option<u64>,
+    /// Where the corrupt file was kept, if it was.
+    pub kept: Option<PathBuf>,
 }
 
 /// One data folder holding one count. Cheap to share: it holds only paths.
@@ -188,6 +221,85 @@ impl Store {
         Ok((store, count))
     }
 
+    /// A store on an existing data folder, without touching it: nothing is
+    /// created, cleaned, locked or written until a method asks for it. For
+    /// the operator commands, which must work beside a running server and
+    /// on a read-only volume.
+    pub fn at(dir: impl Into<PathBuf>, lock_timeout: Duration) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        match fs::metadata(&dir) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err(StoreError::NotADirectory(dir)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Missing(dir)),
+            Err(e) => return Err(io_err("inspect the data directory", &dir)(e)),
+        }
+        Ok(Store {
+            visits: dir.join(VISITS_FILE),
+            lock: dir.join(LOCK_FILE),
+            dir,
+            lock_timeout,
+            fault: None,
+        })
+    }
+
+    /// Durably sets the count to `count` with the same write as every
+    /// visit, under the same lock, so a server on the same folder counts
+    /// on from it. Lowering the count or replacing a corrupt file needs
+    /// `force`; a corrupt file is then first kept beside it, durably, as
+    /// `visits.corrupt-<UTC time>`. Returns the previous count (`None` when
+    /// the file was corrupt) and the path of the kept copy, if any.
+    pub fn set(&self, count: u64, force: bool) -> Result<SetOutcome, StoreError> {
+        self.with_lock(|| {
+            let previous = match self.read_count() {
+                Ok(previous) => Some(previous),
+                Err(StoreError::Corrupt { .. }) if force => None,
+                Err(error) => return Err(error),
+            };
+            if let Some(previous) = previous
+                && count < previous
+                && !force
+            {
+                return Err(StoreError::NeedsForce {
+                    what: format!("lower the count from {previous} to {count}"),
+                    current: previous.to_string(),
+                });
+            }
+            let kept = match previous {
+                Some(_) => None,
+                None => Some(self.keep_corrupt_copy()?),
+            };
+            self.replace(count)?;
+            Ok(SetOutcome { previous, kept })
+        })
+    }
+
+    /// Copies the corrupt `visits` to a new `visits.corrupt-<UTC time>`
+    /// (never overwriting one) and makes the copy durable.
+    fn keep_corrupt_copy(&self) -> Result<PathBuf, StoreError> {
+        let content = fs::read(&self.visits).map_err(io_err("read", &self.visits))?;
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
+        for attempt in 0u32.. {
+            let name = match attempt {
+                0 => format!("{CORRUPT_PREFIX}{stamp}"),
+                n => format!("{CORRUPT_PREFIX}{stamp}-{n}"),
+            };
+            let path = self.dir.join(name);
+            let mut file = match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(file) => file,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(io_err("create", &path)(e)),
+            };
+            file.write_all(&content)
+                .and_then(|()| file.sync_all())
+                .map_err(io_err("write", &path))?;
+            File::open(&self.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io_err("fsync the data directory", &self.dir))?;
+            return Ok(path);
+        }
+        unreachable!("the loop returns or runs forever")
+    }
+
     /// The data folder.
     pub fn dir(&self) -> &Path {
         &self.dir
@@ -219,9 +331,9 @@ impl Store {
         } else {
             format::parse(&content)
         };
-        parsed.map_err(|source| StoreError::Corrupt {
+        parsed.map_err(|problem| StoreError::Corrupt {
             path: self.visits.clone(),
-            source,
+            problem,
         })
     }
 

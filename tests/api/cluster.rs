@@ -1,7 +1,7 @@
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{Binary, client, get_json, visit_number};
+use test_support::{Server, client, get_json, visit_number};
 
 /// Ports that were free a moment ago, for instances that must know each
 /// other's addresses before they start.
@@ -16,7 +16,7 @@ fn free_ports(n: usize) -> Vec<u16> {
 }
 
 struct Cluster {
-    nodes: Vec<Binary>,
+    nodes: Vec<Server>,
     _dirs: Vec<tempfile::TempDir>,
 }
 
@@ -34,7 +34,7 @@ fn start_cluster(n: usize, extra: &[String]) -> Cluster {
     let mut dirs = Vec::new();
     for (i, port) in ports.iter().enumerate() {
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = crate::helpers::bare_binary_command();
+        let mut cmd = test_support::bare_binary_command();
         cmd.args([
             "--host",
             "127.0.0.1",
@@ -53,7 +53,7 @@ fn start_cluster(n: usize, extra: &[String]) -> Cluster {
         ])
         .arg("--data-dir")
         .arg(dir.path());
-        nodes.push(Binary::start_command(cmd));
+        nodes.push(Server::start_command(cmd));
         dirs.push(dir);
     }
     Cluster { nodes, _dirs: dirs }
@@ -201,7 +201,7 @@ async fn peer_metrics_count_discoveries_and_failed_fetches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_from_dns_find_this_instance_by_its_address_and_count_it_once() {
     let dir = tempfile::tempdir().unwrap();
-    let node = Binary::start(
+    let node = Server::start(
         dir.path(),
         &["--instance", "solo", "--peers-dns", "localhost"],
     );

@@ -1,6 +1,6 @@
 use chrono::Utc;
 
-use crate::helpers::spawn_app;
+use test_support::spawn_app;
 
 #[tokio::test]
 async fn api_time_agrees_with_utc_plus_three_for_moscow() {
@@ -113,7 +113,7 @@ async fn an_oversized_uri_or_header_section_is_refused_and_not_counted() {
     assert_eq!(response.status(), 431);
 
     assert_eq!(app.reported_count().await, 0);
-    assert_eq!(crate::helpers::count_on_disk(dir.path()), 0);
+    assert_eq!(test_support::count_on_disk(dir.path()), 0);
     app.stop().await;
 }
 

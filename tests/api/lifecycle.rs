@@ -1,9 +1,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use crate::helpers::{
-    Binary, bare_binary_command, binary_command, client, count_on_disk, load, spawn_app,
-    visit_number,
+use test_support::{
+    Server, bare_binary_command, binary_command, client, count_on_disk, load, run_bounded,
+    spawn_app, visit_number,
 };
 
 #[tokio::test]
@@ -25,8 +25,8 @@ async fn the_count_survives_a_restart_on_the_same_folder() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_processes_sharing_a_folder_end_at_the_exact_sum() {
     let dir = tempfile::tempdir().unwrap();
-    let mut a = Binary::start(dir.path(), &["--instance", "a"]);
-    let mut b = Binary::start(dir.path(), &["--instance", "b"]);
+    let mut a = Server::start(dir.path(), &["--instance", "a"]);
+    let mut b = Server::start(dir.path(), &["--instance", "b"]);
 
     let (from_a, from_b) = tokio::join!(load(&a.address, 16, 40), load(&b.address, 16, 40));
 
@@ -62,10 +62,24 @@ fn a_corrupt_visits_file_refuses_to_start_and_is_left_byte_for_byte_unchanged() 
         let path = dir.path().join("visits");
         std::fs::write(&path, &content).unwrap();
 
-        let output = binary_command(dir.path()).output().unwrap();
+        let output = run_bounded(binary_command(dir.path()), Duration::from_secs(30));
 
         assert!(!output.status.success(), "{name}: started anyway");
         let stderr = String::from_utf8_lossy(&output.stderr);
+        let problem = stderr
+            .split("is corrupt: ")
+            .nth(1)
+            .and_then(|rest| rest.split(". It was left untouched").next())
+            .unwrap_or_else(|| panic!("{name}: no problem stated: {stderr}"));
+        assert_eq!(
+            stderr.matches(problem).count(),
+            1,
+            "{name}: the problem is said exactly once: {stderr}"
+        );
+        assert!(
+            stderr.contains("moscow-time set-count --force") && stderr.contains("diagnostic mode"),
+            "{name}: the message says how to repair: {stderr}"
+        );
         assert!(
             stderr.contains(&path.display().to_string()),
             "{name}: message does not name the file: {stderr}"
@@ -108,11 +122,9 @@ fn bad_settings_stop_the_binary_with_a_message_naming_them() {
         ),
     ];
     for (args, needle) in cases {
-        let output = bare_binary_command()
-            .env("DATA_DIR", dir.path().join("data"))
-            .args(&args)
-            .output()
-            .unwrap();
+        let mut cmd = bare_binary_command();
+        cmd.env("DATA_DIR", dir.path().join("data")).args(&args);
+        let output = run_bounded(cmd, Duration::from_secs(30));
         assert!(!output.status.success(), "{args:?} started anyway");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
@@ -134,7 +146,7 @@ async fn sigint_drains_in_flight_visits_like_sigterm() {
 /// status and that the file holds exactly the acknowledged visits.
 async fn drains_in_flight_visits_on(signal: &str) {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Binary::start(dir.path(), &[]);
+    let mut server = Server::start(dir.path(), &[]);
     let url = format!("{}/", server.address);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let clients: Vec<_> = (0..32)
@@ -185,4 +197,78 @@ async fn drains_in_flight_visits_on(signal: &str) {
         "file vs acknowledged (sent {sent})"
     );
     assert_eq!(acked.iter().max().copied(), Some(on_disk));
+}
+
+/// The drain: after SIGTERM the pod is unready at once but keeps serving
+/// visits, each answer closing its connection, until the delay ends.
+#[test]
+fn sigterm_with_a_delay_keeps_serving_unready_with_connection_close_then_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &["--shutdown-delay-secs", "2"]);
+    assert_eq!(server.visit(), 1);
+    assert_eq!(
+        server.get("/").header("connection"),
+        None,
+        "keep-alive before"
+    );
+    server.signal("TERM");
+    assert!(
+        test_support::wait_until(Duration::from_secs(5), || server.get("/readyz").status
+            == 503),
+        "readiness fails once SIGTERM arrived"
+    );
+    assert!(server.get("/readyz").text().contains("shutting down"));
+    let during = server.get("/");
+    assert_eq!(
+        during.status, 200,
+        "visits are still served during the delay"
+    );
+    assert_eq!(during.header("connection"), Some("close"));
+    let number = during.visit_number();
+    assert!(server.wait(Duration::from_secs(30)).success());
+    assert_eq!(
+        count_on_disk(dir.path()),
+        number,
+        "every served visit is on disk"
+    );
+    let logs: Vec<String> = server
+        .logs()
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    let started = logs
+        .iter()
+        .filter(|l| l.contains("shutdown delay started"))
+        .count();
+    let ended: Vec<_> = logs
+        .iter()
+        .filter(|l| l.contains("shutdown delay ended"))
+        .collect();
+    assert_eq!((started, ended.len()), (1, 1), "{logs:#?}");
+    assert!(ended[0].contains("the delay passed"), "{}", ended[0]);
+}
+
+/// A second SIGTERM, or a SIGINT, during the delay skips the rest of it.
+#[test]
+fn a_second_signal_during_the_delay_skips_the_rest_of_it() {
+    for second in ["TERM", "INT"] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut server = Server::start(dir.path(), &["--shutdown-delay-secs", "300"]);
+        server.signal("TERM");
+        assert!(test_support::wait_until(Duration::from_secs(5), || {
+            server.get("/readyz").status == 503
+        }));
+        server.signal(second);
+        assert!(
+            server.wait(Duration::from_secs(30)).success(),
+            "SIG{second}"
+        );
+        let logs = server.logs();
+        let ended = logs
+            .iter()
+            .map(|l| String::from_utf8_lossy(l).into_owned())
+            .find(|l| l.contains("shutdown delay ended"))
+            .expect("the delay's end is logged");
+        assert!(ended.contains(&format!("SIG{second}")), "{ended}");
+    }
 }

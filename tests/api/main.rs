@@ -3,10 +3,10 @@
 //! In-process tests run the real [`Application`] on port 0 with a temporary
 //! data folder; process tests run the real `moscow-time` binary the same way.
 
-mod helpers;
-
 /// Several instances: the cluster view, dead and hung peers.
 mod cluster;
+/// The operator commands: count, set-count, idle.
+mod commands;
 /// `/api/time`, the page's clock, headers and error answers.
 mod http;
 /// Restarts, SIGTERM, several processes on one folder, refusing bad files.

@@ -1,7 +1,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use crate::helpers::{count_on_disk, spawn_app};
+use test_support::{count_on_disk, spawn_app};
 
 fn sample(text: &str, series: &str) -> f64 {
     text.lines()

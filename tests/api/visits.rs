@@ -1,6 +1,6 @@
 use std::collections::HashSet;
 
-use crate::helpers::{count_on_disk, load, spawn_app, visit_number};
+use test_support::{count_on_disk, load, spawn_app, visit_number};
 
 #[tokio::test]
 async fn a_visit_counts_and_is_on_disk_before_the_answer() {

@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crate::helpers::count_on_disk;
-use crate::support::{Conn, Rng, Server, env_or, temp_files, wait_until};
+use test_support::count_on_disk;
+use test_support::{Conn, Rng, Server, env_or, temp_files, wait_until};
 
 /// What the clients sent and were told, over every round of a test.
 #[derive(Default)]

@@ -15,8 +15,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{bare_binary_command, binary_command, count_on_disk};
-use crate::support::{Mount, Server, get, have, is_root, run_bounded, skip, temp_files};
+use test_support::{Mount, Server, get, have, is_root, run_bounded, skip, temp_files};
+use test_support::{bare_binary_command, binary_command, count_on_disk};
 
 const ERRORS: &str = "moscow_time_persist_errors_total";
 const STARTUP_LIMIT: Duration = Duration::from_secs(60);

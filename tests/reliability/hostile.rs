@@ -15,8 +15,8 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use crate::helpers::count_on_disk;
-use crate::support::{Outcome, Rng, Server, exchange, metric};
+use test_support::count_on_disk;
+use test_support::{Outcome, Rng, Server, exchange, metric};
 
 /// Generous: memory may grow with allocator caches and actix's per-worker
 /// buffers, but not with the number or size of hostile requests.
@@ -490,7 +490,7 @@ fn unknown_paths_and_methods_never_create_new_metric_label_values() {
     ];
     let mut tokens = Vec::new();
     for i in 0..300 {
-        let token = format!("zz{:x}", rng.next());
+        let token = format!("zz{:x}", rng.next_u64());
         let method = methods[i % methods.len()];
         let path = match i % 4 {
             0 => format!("/{token}"),

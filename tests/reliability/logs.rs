@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::support::{Outcome, Server, exchange};
+use test_support::{Outcome, Server, exchange};
 
 /// Strings that only ever travel in headers or bodies.
 const SECRETS: [&str; 6] = [

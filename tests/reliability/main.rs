@@ -15,10 +15,6 @@
 //! not root. Knobs: `KILL_ROUNDS` (default 20), `SOAK_SECS` (default 30),
 //! `RELIABILITY_SEED` to replay the random kill moments.
 
-#[path = "../api/helpers.rs"]
-mod helpers;
-mod support;
-
 /// `kill -9` under load, alone and next to a second process on one folder.
 mod crash;
 /// Full disk, read-only volume, unwritable folder, held lock, missing folder, bad config.
@@ -27,7 +23,7 @@ mod faults;
 mod hostile;
 /// JSON logs stay valid for hostile paths; no secrets in logs.
 mod logs;
-/// A bounded soak with mixed load: flat memory, exact count.
-mod soak;
 /// Power cuts after every file-system call, on a recording FUSE mount.
 mod power;
+/// A bounded soak with mixed load: flat memory, exact count.
+mod soak;

@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::helpers::count_on_disk;
-use crate::support::{Conn, Server, env_or, metric};
+use test_support::count_on_disk;
+use test_support::{Conn, Server, env_or, metric};
 
 /// Flat means: at most this much growth from the end of warm-up to the end.
 const RSS_GROWTH_LIMIT_KIB: u64 = 10 * 1024;

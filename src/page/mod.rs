@@ -6,7 +6,9 @@
 //! [`Page::new`]; a request only formats the time and the numbers into a
 //! preallocated string. The page loads nothing from elsewhere: the clock
 //! ticks in the browser from the server's time, through a small inline
-//! script that the CSP allows by its hash and nothing else.
+//! script that the CSP allows by its hash and nothing else. The style and
+//! the script are real files beside this one (`style.css`, `clock.js`),
+//! compiled in.
 
 use std::fmt::Write;
 
@@ -17,32 +19,11 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Now;
 
-const STYLE: &str = "\
-:root{color-scheme:light dark;--bg:#f6f4ef;--fg:#1d1d1f;--muted:#6b6b70;--card:#fff;--accent:#c8102e}\
-@media (prefers-color-scheme:dark){:root{--bg:#121214;--fg:#f2f2f4;--muted:#9a9aa2;--card:#1c1c20;--accent:#ff4d5e}}\
-*{box-sizing:border-box}\
-body{margin:0;min-height:100vh;display:grid;place-items:center;background:var(--bg);color:var(--fg);\
-font-family:system-ui,-apple-system,'Segoe UI',Roboto,sans-serif}\
-main{background:var(--card);padding:2.5rem 3rem;border-radius:1.25rem;box-shadow:0 10px 40px rgba(0,0,0,.12);\
-text-align:center;max-width:36rem;margin:1rem}\
-h1{margin:0 0 .25rem;font-size:1rem;font-weight:600;letter-spacing:.08em;text-transform:uppercase;color:var(--muted)}\
-#clock{display:block;font-size:clamp(3rem,12vw,5.5rem);font-weight:700;font-variant-numeric:tabular-nums;line-height:1.1}\
-#date{font-size:1.15rem;margin:.25rem 0 .75rem}\
-.zone{color:var(--muted);margin:0 0 1.5rem}\
-.visit{font-size:1.25rem;margin:.5rem 0}.visit strong{color:var(--accent)}\
-.cluster,.instance{color:var(--muted);margin:.25rem 0}";
+/// The page's style sheet, inlined into every page and allowed by its hash.
+const STYLE: &str = include_str!("style.css");
 
-const SCRIPT: &str = "\
-(function(){var c=document.getElementById('clock'),d=document.getElementById('date');\
-var zone=c.getAttribute('data-zone'),off=Number(c.getAttribute('data-offset-s'));\
-var skew=Number(c.getAttribute('data-epoch-ms'))-Date.now(),ft=null,fd=null;\
-try{ft=new Intl.DateTimeFormat('en-GB',{timeZone:zone,hour:'2-digit',minute:'2-digit',second:'2-digit',hourCycle:'h23'});\
-fd=new Intl.DateTimeFormat('en-GB',{timeZone:zone,weekday:'long',day:'numeric',month:'long',year:'numeric'});}catch(e){}\
-function tick(){var now=new Date(Date.now()+skew);\
-if(ft){c.textContent=ft.format(now);d.textContent=fd.format(now).replace(',','');}\
-else{c.textContent=new Date(now.getTime()+off*1000).toISOString().substr(11,8);}\
-setTimeout(tick,1000-(now.getTime()%1000)+5);}\
-tick();})();";
+/// The script that ticks the clock, inlined and allowed by its hash.
+const SCRIPT: &str = include_str!("clock.js");
 
 fn csp_hash(source: &str) -> String {
     let digest = Sha256::digest(source.as_bytes());
@@ -232,6 +213,33 @@ mod tests {
             !html.contains("src=") && !html.contains("href="),
             "no external assets"
         );
+    }
+
+    #[test]
+    fn the_csp_hashes_are_those_of_the_files_on_disk() {
+        let page = Page::new("p", chrono_tz::Europe::Moscow);
+        let csp = page.content_security_policy().to_str().unwrap().to_owned();
+        let html = page.render(&now(), 1, None);
+        for (file, directive, tag) in [
+            ("clock.js", "script-src", "script"),
+            ("style.css", "style-src", "style"),
+        ] {
+            let path = format!("{}/src/page/{file}", env!("CARGO_MANIFEST_DIR"));
+            let source = std::fs::read_to_string(&path).unwrap();
+            let digest = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&source));
+            assert!(
+                csp.contains(&format!("{directive} 'sha256-{digest}'")),
+                "{file}: {csp}"
+            );
+            assert!(
+                html.contains(&format!("<{tag}>{source}</{tag}>")),
+                "{file} is inlined whole"
+            );
+            assert!(
+                !source.contains(&format!("</{tag}")),
+                "{file} would close its own tag"
+            );
+        }
     }
 
     #[test]

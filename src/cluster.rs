@@ -269,6 +269,6 @@ fn describe(error: &reqwest::Error) -> String {
     } else if error.is_decode() {
         "answered something that is not a count".into()
     } else {
-        crate::error::error_chain(error)
+        crate::telemetry::error_chain(error)
     }
 }

@@ -1,18 +1,20 @@
 //! `GET /`: the page, and the only route that counts a visit.
 
+use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderValue};
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpResponse, ResponseError, web};
 
+use super::plain;
 use crate::clock::Now;
 use crate::page::ClusterLine;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::VisitError;
 
 /// The header carrying this visit's number, for scripts and load tests.
 pub const VISIT_NUMBER_HEADER: &str = "x-visit-number";
 
 /// Counts one visit, durably, then shows the page with its number.
-pub async fn index(state: web::Data<AppState>) -> Result<HttpResponse, VisitError> {
+pub async fn visit(state: web::Data<AppState>) -> Result<HttpResponse, VisitError> {
     let visit = state.committer.record_visit().await?;
     let cluster = if state.peers.enabled() {
         let (total, pods) = state.peers.totals(visit).await;
@@ -44,4 +46,26 @@ fn page_response(state: &AppState) -> actix_web::HttpResponseBuilder {
             state.page.content_security_policy().clone(),
         ));
     builder
+}
+
+/// A visit that was not recorded is 503 with `Retry-After`: the visitor
+/// may simply try again (another pod, or this one once the disk recovers).
+impl ResponseError for VisitError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = match self {
+            VisitError::NotRecorded(_) => {
+                "visit not recorded: storage unavailable, try again later\n"
+            }
+            VisitError::ShuttingDown => "visit not recorded: shutting down, try again\n",
+        };
+        let mut response = plain(self.status_code(), body);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+    }
 }

@@ -1,0 +1,175 @@
+//! The machine: root, programs, mounts that unmount themselves, the data
+//! folder, seeded randomness and knobs from the environment.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::process::wait_until;
+
+use moscow_time::store::TEMP_PREFIX;
+
+/// Names of temporary files (`.visits.tmp-*`) in a data folder.
+pub fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(TEMP_PREFIX))
+        .collect()
+}
+
+/// A mount point that is unmounted (and its folder removed) on drop, even
+/// when the test panics. Declare it before any [`Server`] using it, so the
+/// server is dropped (killed) first.
+pub struct Mount {
+    pub path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Mount {
+    /// A tmpfs of `size` (e.g. `64k`), or why it cannot be had here.
+    pub fn tmpfs(size: &str) -> Result<Mount, String> {
+        if !is_root() {
+            return Err("not running as root".into());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).unwrap();
+        mount(&[
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size},mode=0755"),
+            "tmpfs",
+            path.to_str().unwrap(),
+        ])?;
+        Ok(Mount { path, _dir: dir })
+    }
+
+    /// A read-only bind mount of `source`, or why it cannot be had here.
+    pub fn read_only_bind(source: &Path) -> Result<Mount, String> {
+        if !is_root() {
+            return Err("not running as root".into());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mnt");
+        std::fs::create_dir(&path).unwrap();
+        let target = path.to_str().unwrap().to_owned();
+        mount(&["--bind", source.to_str().unwrap(), &target])?;
+        let guard = Mount { path, _dir: dir };
+        mount(&["-o", "remount,bind,ro", &target])?;
+        Ok(guard)
+    }
+
+    /// `mount -o remount,<opts>`; retried for a while because remounting
+    /// read-only fails with EBUSY while a file is open for writing (the
+    /// service holds `visits.lock` open only during a write).
+    pub fn remount(&self, opts: &str) {
+        let target = self.path.to_str().unwrap();
+        let opts = format!("remount,{opts}");
+        let mut last = String::new();
+        let done = wait_until(Duration::from_secs(15), || {
+            match mount(&["-o", &opts, target]) {
+                Ok(()) => true,
+                Err(e) => {
+                    last = e;
+                    false
+                }
+            }
+        });
+        assert!(done, "mount -o {opts} {target} kept failing: {last}");
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let target = self.path.to_str().unwrap().to_owned();
+        let ok = Command::new("umount")
+            .arg(&target)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            let _ = Command::new("umount").args(["-l", &target]).status();
+        }
+    }
+}
+
+fn mount(args: &[&str]) -> Result<(), String> {
+    let output = Command::new("mount")
+        .args(args)
+        .output()
+        .map_err(|e| format!("cannot run mount: {e}"))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "mount {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        ))
+    }
+}
+
+/// Prints why a test is skipped; the test then returns early and passes.
+pub fn skip(test: &str, reason: &str) {
+    eprintln!("SKIPPED {test}: {reason}");
+}
+
+/// Whether the tests run as root (`id -u` prints 0).
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// Whether a program is on the PATH.
+pub fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// A small deterministic PRNG (xorshift64*), seeded from the clock or from
+/// `RELIABILITY_SEED`, so that a failing random run can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn from_env_or_clock(test: &str) -> Rng {
+        let seed = std::env::var("RELIABILITY_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
+        eprintln!("{test}: RELIABILITY_SEED={seed}");
+        Rng(seed | 1)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform-ish in `lo..hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo)
+    }
+}
+
+/// A bound read from the environment, e.g. `KILL_ROUNDS`, or the default.
+pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
