@@ -8,7 +8,7 @@ two requests read the same value (a lost update), and a reader that catches
 the file just after another worker truncated it reads "" and restarts the
 count from 0 -- exactly the behaviour the benchmark measures as lost visits.
 
-Served by gunicorn (sync workers); see bench/suite.py for the command line.
+Served by gunicorn (sync workers); see bench/moscow_bench/systems.py for the command line.
 """
 
 import os
