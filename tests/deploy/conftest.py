@@ -1,10 +1,15 @@
-"""Shared helpers for the deployment tests: render every chart scenario and k8s/ once."""
+"""Shared helpers for the deployment tests: render every chart scenario and k8s/ once.
+
+The tools come from .tools/ (scripts/install-tools): helm and kubectl from .tools/bin unless HELM
+or KUBECTL name others, the Python checkers from the tool environment running these tests.
+"""
 from __future__ import annotations
 
 import functools
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,8 @@ NAMESPACE = "moscow-time"
 SCENARIOS = sorted(p.name[: -len("-values.yaml")] for p in (CHART / "ci").glob("*-values.yaml"))
 SOURCES = [f"chart:{s}" for s in SCENARIOS] + ["k8s"]
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
+# The Kubernetes versions whose schemas every render must pass (the oldest is Chart.yaml's kubeVersion).
+KUBE_VERSIONS = os.environ.get("KUBE_VERSIONS", "1.25.0 1.35.0 1.37.0").split()
 VERSION_LABELS = ("app.kubernetes.io/version", "helm.sh/chart")
 
 
@@ -32,17 +39,37 @@ HELM = _tool("HELM", "helm")
 KUBECTL = _tool("KUBECTL", "kubectl")
 
 
+def venv_tool(name: str) -> str:
+    """A command of the Python tool environment running the tests (yamllint, checkov, ...)."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else name
+
+
+def scenario_values(scenario: str) -> Path:
+    return CHART / "ci" / f"{scenario}-values.yaml"
+
+
 @functools.cache
-def render(source: str) -> tuple[dict, ...]:
-    """Render a source ("chart:<scenario>" or "k8s") to a tuple of manifests."""
+def render_text(source: str) -> str:
+    """Render a source ("chart:<scenario>" or "k8s") to its YAML text, as helm or kubectl print it."""
     if source == "k8s":
         cmd = [KUBECTL, "kustomize", str(K8S)]
     else:
         scenario = source.split(":", 1)[1]
         cmd = [HELM, "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
-               "-f", str(CHART / "ci" / f"{scenario}-values.yaml")]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-    return tuple(d for d in yaml.safe_load_all(out) if d)
+               "-f", str(scenario_values(scenario))]
+    return subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=120).stdout
+
+
+@functools.cache
+def render(source: str) -> tuple[dict, ...]:
+    """Render a source ("chart:<scenario>" or "k8s") to a tuple of manifests."""
+    return tuple(d for d in yaml.safe_load_all(render_text(source)) if d)
+
+
+def rendered_file_name(source: str) -> str:
+    """chart-<scenario>.yaml or k8s.yaml: the name a source's render is saved under."""
+    return source.replace(":", "-") + ".yaml"
 
 
 def is_helm_test(doc: dict) -> bool:
@@ -98,6 +125,15 @@ def config_json(docs, sts: dict) -> tuple[str, dict, str]:
 @pytest.fixture(params=SOURCES)
 def source(request) -> str:
     return request.param
+
+
+@pytest.fixture(scope="session")
+def rendered_dir(tmp_path_factory) -> Path:
+    """A folder with every source's render saved as a file (see rendered_file_name)."""
+    folder = tmp_path_factory.mktemp("rendered")
+    for s in SOURCES:
+        (folder / rendered_file_name(s)).write_text(render_text(s))
+    return folder
 
 
 @pytest.fixture

@@ -1,11 +1,27 @@
 """The chart's metadata and documentation stay in step with values.yaml and its schema."""
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
+import tomllib
+from importlib.machinery import SourceFileLoader
 
 import yaml
 
-from chart_params import CHART, lookup, params, readme_with_tables
+from conftest import CHART, ROOT
+
+
+def load_script(path):
+    """Import a Python script that has no .py suffix (scripts/chart-params) as a module."""
+    loader = SourceFileLoader(path.name.replace("-", "_"), str(path))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    loader.exec_module(module)
+    return module
+
+
+chart_params = load_script(ROOT / "scripts" / "chart-params")
+lookup, params, readme_with_tables = chart_params.lookup, chart_params.params, chart_params.readme_with_tables
 
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
@@ -30,7 +46,7 @@ def test_every_value_is_documented_by_a_param_line():
 
 def test_the_readme_parameter_table_is_current():
     text = (CHART / "README.md").read_text()
-    assert readme_with_tables(text) == text, "run: python3 tests/deploy/chart_params.py --write"
+    assert readme_with_tables(text) == text, "run: .tools/venv/bin/python scripts/chart-params --write"
 
 
 def test_the_schema_is_draft_07_and_closed_at_every_level_it_defines():
@@ -50,14 +66,25 @@ def test_the_schema_is_draft_07_and_closed_at_every_level_it_defines():
     walk(SCHEMA, "#")
 
 
+SEMVER = re.compile(r"(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?")
+
+
+def crate_version() -> str:
+    cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())
+    version = cargo["package"]["version"]
+    return cargo["workspace"]["package"]["version"] if version == {"workspace": True} else version
+
+
 def test_chart_yaml_declares_the_versions():
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    assert chart["apiVersion"] == "v2" and chart["version"] == "0.1.0"
-    assert chart["appVersion"] == "0.1.0" and chart["kubeVersion"] == ">=1.25.0-0"
+    assert chart["apiVersion"] == "v2"
+    assert SEMVER.fullmatch(str(chart["version"])), f"chart version {chart['version']!r} is not SemVer"
+    assert chart["appVersion"] == crate_version(), "appVersion (the default image tag) is not the crate's version"
+    assert chart["kubeVersion"] == ">=1.25.0-0"
     assert VALUES["image"] == {"repository": "moscow-time", "tag": "", "digest": "", "pullPolicy": "IfNotPresent"}
 
 
-def test_the_chart_has_the_scenarios_the_issue_asks_for():
+def test_the_chart_has_its_ci_scenarios_and_helm_tests():
     names = {p.name for p in (CHART / "ci").glob("*-values.yaml")}
     assert {"default-values.yaml", "persistence-off-values.yaml", "monitoring-values.yaml",
             "hardened-values.yaml", "ondelete-values.yaml"} <= names
