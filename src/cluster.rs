@@ -11,7 +11,7 @@
 //! memory, which is always fresher than what it would answer over HTTP.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
@@ -74,22 +74,33 @@ struct Cached {
 }
 
 /// Discovers peers and fetches their counts.
+///
+/// A page view never waits on the network: it is served from the last
+/// known view, and if that is older than [`CACHE_FOR`] one background task
+/// refreshes it. `GET /visits/cluster`, an API call rather than a page
+/// view, waits for a fresh view (at most the peer timeout).
 pub struct Peers {
+    inner: Arc<Fetcher>,
+    /// Held by whoever refreshes, so there is only ever one refresh.
+    refreshing: Arc<tokio::sync::Mutex<()>>,
+}
+
+struct Fetcher {
     source: PeerSource,
     port: u16,
     timeout: Duration,
     instance: String,
     client: reqwest::Client,
     metrics: Arc<Metrics>,
-    /// Held across a refresh, so concurrent page views share one round of
-    /// fetches instead of each starting their own.
-    state: tokio::sync::Mutex<State>,
+    state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
-    cached: Option<Cached>,
-    /// The name each peer URL reported the last time it answered.
+    cached: Option<Arc<Cached>>,
+    /// The name each peer URL reported the last time it answered; only
+    /// peers of the last discovery are kept, so it never grows beyond the
+    /// set (pod IPs change with every restart).
     last_names: HashMap<String, String>,
 }
 
@@ -110,28 +121,34 @@ impl Peers {
             .build()
             .expect("a plain HTTP client with no TLS always builds");
         Peers {
-            source,
-            port,
-            timeout,
-            instance,
-            client,
-            metrics,
-            state: tokio::sync::Mutex::new(State::default()),
+            inner: Arc::new(Fetcher {
+                source,
+                port,
+                timeout,
+                instance,
+                client,
+                metrics,
+                state: Mutex::new(State::default()),
+            }),
+            refreshing: Arc::new(tokio::sync::Mutex::new(())),
         }
     }
 
     /// Whether any peers are configured.
     pub fn enabled(&self) -> bool {
-        self.source != PeerSource::None
+        self.inner.source != PeerSource::None
     }
 
-    /// The cluster view, with this instance's count `own`.
+    /// The cluster view, with this instance's count `own`, from a view no
+    /// older than [`CACHE_FOR`] (waiting for a refresh if needed).
     pub async fn view(&self, own: u64) -> ClusterView {
-        let state = self.fresh().await;
-        let cached = state.cached.as_ref().expect("fresh() fills the cache");
+        let cached = match self.cached().filter(|c| c.at.elapsed() < CACHE_FOR) {
+            Some(cached) => cached,
+            None => self.refresh_now().await,
+        };
         let mut pods = Vec::with_capacity(cached.others.len() + 1);
         pods.push(PodCount {
-            instance: self.instance.clone(),
+            instance: self.inner.instance.clone(),
             visits: own,
             peer: cached.own_peer.clone(),
         });
@@ -144,27 +161,53 @@ impl Peers {
         }
     }
 
-    /// The total across reachable instances and how many they are, with this
-    /// instance's count `own`: what the page shows, without building a view.
-    pub async fn totals(&self, own: u64) -> (u64, usize) {
-        let state = self.fresh().await;
-        let cached = state.cached.as_ref().expect("fresh() fills the cache");
-        let others: u64 = cached.others.iter().map(|p| p.visits).sum();
-        (own + others, cached.others.len() + 1)
+    /// The total across reachable instances and how many they are, with
+    /// this instance's count `own`: what the page shows. Never waits: it
+    /// uses the last known view (this instance alone before the first one)
+    /// and starts a background refresh when that view is stale.
+    pub fn totals(&self, own: u64) -> (u64, usize) {
+        let cached = self.cached();
+        if cached.as_ref().is_none_or(|c| c.at.elapsed() >= CACHE_FOR) {
+            self.refresh_in_background();
+        }
+        match cached {
+            Some(cached) => {
+                let others: u64 = cached.others.iter().map(|p| p.visits).sum();
+                (own + others, cached.others.len() + 1)
+            }
+            None => (own, 1),
+        }
     }
 
-    /// The state, refreshed first when the cache is older than [`CACHE_FOR`].
-    async fn fresh(&self) -> tokio::sync::MutexGuard<'_, State> {
-        let mut state = self.state.lock().await;
-        if state
-            .cached
-            .as_ref()
-            .is_none_or(|c| c.at.elapsed() >= CACHE_FOR)
-        {
-            let cached = self.refresh(&mut state.last_names).await;
-            state.cached = Some(cached);
+    fn cached(&self) -> Option<Arc<Cached>> {
+        self.inner.state().cached.clone()
+    }
+
+    /// Refreshes now, or waits for the refresh in progress and uses it.
+    async fn refresh_now(&self) -> Arc<Cached> {
+        let _refreshing = self.refreshing.lock().await;
+        if let Some(cached) = self.cached().filter(|c| c.at.elapsed() < CACHE_FOR) {
+            return cached;
         }
-        state
+        self.inner.refresh().await
+    }
+
+    /// Starts a refresh on its own task unless one is running.
+    fn refresh_in_background(&self) {
+        let Ok(refreshing) = Arc::clone(&self.refreshing).try_lock_owned() else {
+            return;
+        };
+        let fetcher = Arc::clone(&self.inner);
+        tokio::spawn(async move {
+            let _refreshing = refreshing;
+            fetcher.refresh().await;
+        });
+    }
+}
+
+impl Fetcher {
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn discover(&self) -> Result<Vec<String>, String> {
@@ -188,7 +231,8 @@ impl Peers {
         }
     }
 
-    async fn refresh(&self, last_names: &mut HashMap<String, String>) -> Cached {
+    /// Asks every peer once and stores the result as the last known view.
+    async fn refresh(&self) -> Arc<Cached> {
         let mut unreachable = Vec::new();
         let peers = match self.discover().await {
             Ok(peers) => peers,
@@ -208,6 +252,9 @@ impl Peers {
         };
         self.metrics.peers_discovered.set(peers.len() as i64);
         let answers = join_all(peers.iter().map(|p| self.fetch(p))).await;
+        let mut state = self.state();
+        state.last_names.retain(|peer, _| peers.contains(peer));
+        let last_names = &mut state.last_names;
         let mut others: Vec<PodCount> = Vec::with_capacity(peers.len());
         let mut own_peer = None;
         for (peer, answer) in peers.into_iter().zip(answers) {
@@ -235,12 +282,14 @@ impl Peers {
                 }
             }
         }
-        Cached {
+        let cached = Arc::new(Cached {
             at: Instant::now(),
             others,
             own_peer,
             unreachable,
-        }
+        });
+        state.cached = Some(Arc::clone(&cached));
+        cached
     }
 
     async fn fetch(&self, peer: &str) -> Result<InstanceCount, String> {

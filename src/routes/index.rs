@@ -17,7 +17,7 @@ pub const VISIT_NUMBER_HEADER: &str = "x-visit-number";
 pub async fn visit(state: web::Data<AppState>) -> Result<HttpResponse, VisitError> {
     let visit = state.committer.record_visit().await?;
     let cluster = if state.peers.enabled() {
-        let (total, pods) = state.peers.totals(visit).await;
+        let (total, pods) = state.peers.totals(visit);
         Some(ClusterLine { total, pods })
     } else {
         None

@@ -103,6 +103,8 @@ async fn three_instances_report_each_count_and_the_exact_total_once_each() {
     );
     assert_eq!(view["unreachable"], serde_json::json!([]));
 
+    // A page view shows the last known view: make pod-2's view fresh first.
+    cluster_view(&cluster.nodes[2].address).await;
     let (n, page) = visit(&cluster.nodes[2].address).await;
     assert_eq!(n, 4);
     assert!(
@@ -145,10 +147,10 @@ async fn a_dead_or_hung_peer_is_reported_unreachable_and_the_page_stays_fast() {
     drop(dead);
     tokio::time::sleep(Duration::from_millis(1100)).await;
 
+    let view = cluster_view(&cluster.nodes[0].address).await;
     let started = Instant::now();
     let (_, page) = visit(&cluster.nodes[0].address).await;
     let page_took = started.elapsed();
-    let view = cluster_view(&cluster.nodes[0].address).await;
 
     // Timeout 300 ms; anything near a second would mean the dead peer blocked the page.
     assert!(
@@ -156,7 +158,10 @@ async fn a_dead_or_hung_peer_is_reported_unreachable_and_the_page_stays_fast() {
         "the page took {page_took:?}"
     );
     assert!(page.contains("across 2 pods"), "{page}");
-    assert_eq!(view["total"], 3, "pod-0 has 2, pod-1 has 1: {view}");
+    assert_eq!(
+        view["total"], 2,
+        "pod-0 and pod-1 have 1 each before the visit: {view}"
+    );
     let unreachable = view["unreachable"].as_array().unwrap();
     assert_eq!(unreachable.len(), 2, "{view}");
     let dead_entry = unreachable
@@ -176,10 +181,53 @@ async fn a_dead_or_hung_peer_is_reported_unreachable_and_the_page_stays_fast() {
     drop(hung);
 }
 
+/// A page view never waits on the network: with a peer that accepts
+/// connections and never answers, no page view over 3 s of requests takes
+/// as long as half the peer timeout (the old refresh made one view a second
+/// wait the whole timeout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hung_peer_never_holds_a_page_view_hostage() {
+    let hung = TcpListener::bind("127.0.0.1:0").unwrap();
+    let hung_url = format!("http://{}", hung.local_addr().unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let peers = format!("{hung_url},http://127.0.0.1:1");
+    let node = Server::start(
+        dir.path(),
+        &["--peers", &peers, "--peer-timeout-ms", "1000"],
+    );
+    let client = client();
+    let (mut views, mut slow) = (0, Vec::new());
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(3) {
+        let one = Instant::now();
+        let response = client
+            .get(format!("{}/", node.address))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let took = one.elapsed();
+        views += 1;
+        if took >= Duration::from_millis(500) {
+            slow.push(took);
+        }
+    }
+    assert!(views >= 10, "only {views} page views in 3 s");
+    assert!(
+        slow.is_empty(),
+        "{} of {views} page views waited: {slow:?}",
+        slow.len()
+    );
+    let view = cluster_view(&node.address).await;
+    assert_eq!(view["unreachable"].as_array().unwrap().len(), 2, "{view}");
+    drop(hung);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peer_metrics_count_discoveries_and_failed_fetches() {
     let cluster = start_cluster(1, &["http://127.0.0.1:1".to_string()]);
     visit(&cluster.nodes[0].address).await;
+    cluster_view(&cluster.nodes[0].address).await; // waits for a refresh
     let metrics = client()
         .get(format!("{}/metrics", cluster.nodes[0].address))
         .send()
