@@ -18,6 +18,7 @@
 //! | [`page`] | the HTML page (with its style sheet and script), built once, rendered per visit |
 //! | [`cluster`] | the cluster view: every instance's count, from the peers |
 //! | [`metrics`] | the Prometheus registry and the HTTP metrics |
+//! | [`faults`] | opt-in fault injection, through the store's fault seam |
 //! | [`clock`] | the time in the configured zone |
 //! | [`store`] | the `visits` file: lock, atomic replace, group commit |
 //! | [`telemetry`] | structured logs |
@@ -27,6 +28,7 @@ pub mod clock;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod faults;
 pub mod metrics;
 pub mod middleware;
 pub mod page;

@@ -40,6 +40,8 @@ pub struct Metrics {
     pub peers_discovered: IntGauge,
     /// Failed fetches of a peer's count.
     pub peer_fetch_errors: IntCounter,
+    /// Injected faults switched on or off, by fault and action.
+    pub fault_changes: IntCounterVec,
 }
 
 impl Metrics {
@@ -67,6 +69,13 @@ impl Metrics {
             "moscow_time_peer_fetch_errors_total",
             "Fetches of a peer's count that failed or timed out.",
         )?;
+        let fault_changes = IntCounterVec::new(
+            Opts::new(
+                "moscow_time_fault_changes_total",
+                "Injected faults switched on (set) or off (cleared); only with fault injection enabled.",
+            ),
+            &["fault", "action"],
+        )?;
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "moscow_time_build_info",
@@ -83,6 +92,7 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(peers_discovered.clone()))?;
         registry.register(Box::new(peer_fetch_errors.clone()))?;
+        registry.register(Box::new(fault_changes.clone()))?;
         registry.register(Box::new(build_info))?;
         registry.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -94,6 +104,7 @@ impl Metrics {
             http_duration,
             peers_discovered,
             peer_fetch_errors,
+            fault_changes,
         })
     }
 

@@ -17,6 +17,7 @@ use anyhow::Context;
 
 use crate::cluster::Peers;
 use crate::config::Settings;
+use crate::faults::Faults;
 use crate::metrics::Metrics;
 use crate::middleware::{self, Drain};
 use crate::page::Page;
@@ -39,15 +40,20 @@ impl Application {
         let metrics = Arc::new(Metrics::new().context("failed to register metrics")?);
         let dir = settings.data_dir.clone();
         let write_timeout = settings.write_timeout;
-        let (store, count) = tokio::task::spawn_blocking(move || Store::open(dir, write_timeout))
-            .await
-            .context("the store opener panicked")?
-            .with_context(|| {
-                format!(
-                    "failed to open the data directory {}",
-                    settings.data_dir.display()
-                )
-            })?;
+        let faults = settings
+            .fault_injection
+            .then(|| Arc::new(Faults::default()));
+        let hook = faults.as_ref().map(Faults::store_hook);
+        let (store, count) =
+            tokio::task::spawn_blocking(move || Store::open_with_fault(dir, write_timeout, hook))
+                .await
+                .context("the store opener panicked")?
+                .with_context(|| {
+                    format!(
+                        "failed to open the data directory {}",
+                        settings.data_dir.display()
+                    )
+                })?;
         let committer = Arc::new(Committer::start(
             store,
             count,
@@ -82,7 +88,14 @@ impl Application {
         let drain = web::Data::new(Drain::default());
         let app_drain = drain.clone();
 
+        if faults.is_some() {
+            tracing::warn!(
+                "fault injection is enabled: /faults can break this instance on purpose"
+            );
+        }
+        let faults = faults.map(web::Data::from);
         let server = HttpServer::new(move || {
+            let faults = faults.clone();
             App::new()
                 .app_data(state.clone())
                 .app_data(metrics.clone())
@@ -91,6 +104,12 @@ impl Application {
                 // Outermost, so the answers `observe` refuses get them too.
                 .wrap(middleware::default_headers())
                 .configure(routes::configure)
+                .configure(move |cfg| {
+                    if let Some(faults) = faults {
+                        cfg.app_data(faults);
+                        routes::faults::configure(cfg);
+                    }
+                })
                 .default_service(web::to(routes::not_found))
         })
         .listen(listener)

@@ -161,14 +161,17 @@ fn flag(setting: &'static Setting) -> Arg {
         Default::Value(v) => v,
         Default::Computed(how) | Default::Unset(how) => how,
     };
+    let allowed = match kind {
+        Kind::Text | Kind::Path => String::new(),
+        _ => format!(" ({})", kind.allowed()),
+    };
     let help = format!(
-        "{} ({}) [default: {default}] [env: {}]",
+        "{}{allowed} [default: {default}] [env: {}]",
         setting
             .help
             .split_whitespace()
             .collect::<Vec<_>>()
             .join(" "),
-        kind.allowed(),
         setting.env,
     );
     let arg = Arg::new(setting.key)

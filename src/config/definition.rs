@@ -232,6 +232,15 @@ pub const SETTINGS: &[Setting] = &[
         help: "Most visits persisted by one durable write; 1 turns group commit off",
     },
     Setting {
+        key: "fault_injection",
+        env: "FAULT_INJECTION",
+        in_file: true,
+        kind: Kind::Switch,
+        default: Default::Value("false"),
+        help: "Enable the /faults routes that break this instance on purpose (full disk, \
+               unready, slow pages), for demonstrations; never in production",
+    },
+    Setting {
         key: "peers",
         env: "PEERS",
         in_file: true,

@@ -62,6 +62,8 @@ pub struct Settings {
     pub write_timeout: Duration,
     /// Visits per durable write at most.
     pub max_batch: usize,
+    /// Whether the `/faults` routes exist.
+    pub fault_injection: bool,
     /// Where the other instances are.
     pub peers: PeerSource,
     /// How long to wait for one peer.
@@ -209,6 +211,7 @@ impl Settings {
             shutdown_timeout: Duration::from_secs(integer("shutdown_timeout_secs")),
             write_timeout: Duration::from_millis(integer("write_timeout_ms")),
             max_batch: usize::try_from(integer("max_batch")).expect("the range fits usize"),
+            fault_injection: values.switch("fault_injection").expect("has a default"),
             peers,
             peer_timeout: Duration::from_millis(integer("peer_timeout_ms")),
         })

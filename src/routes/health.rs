@@ -10,6 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use super::plain;
+use crate::faults::Faults;
 use crate::state::AppState;
 use crate::store::Health;
 
@@ -19,7 +20,13 @@ pub async fn live() -> HttpResponse {
 }
 
 /// 200 when visits can be persisted; 503 with the reason otherwise.
-pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+pub async fn ready(state: web::Data<AppState>, faults: Option<web::Data<Faults>>) -> HttpResponse {
+    if faults.is_some_and(|f| f.unready()) {
+        return plain(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: fault injected\n",
+        );
+    }
     match state.committer.health() {
         Health::Ready => plain(StatusCode::OK, "ready\n"),
         Health::NotReady(reason) => plain(

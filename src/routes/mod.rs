@@ -8,6 +8,7 @@
 //! *that* something failed, the log needs to know *why*, so the cause chain
 //! is logged once where the error happens and never sent to the client.
 
+pub mod faults;
 mod health;
 mod index;
 mod metrics;

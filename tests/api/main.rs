@@ -7,6 +7,8 @@
 mod cluster;
 /// The operator commands: count, set-count, idle.
 mod commands;
+/// Opt-in fault injection.
+mod faults;
 /// `/api/time`, the page's clock, headers and error answers.
 mod http;
 /// Restarts, SIGTERM, several processes on one folder, refusing bad files.

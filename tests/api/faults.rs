@@ -1,0 +1,101 @@
+//! Opt-in fault injection: absent unless enabled; when enabled, each fault
+//! breaks exactly what it says, through the real code paths, and clears.
+
+use std::time::{Duration, Instant};
+
+use test_support::{Server, metric, wait_until};
+
+fn fault_server(dir: &std::path::Path) -> Server {
+    Server::start(dir, &["--fault-injection"])
+}
+
+fn send(server: &Server, method: &str, path: &str) -> test_support::Response {
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    test_support::Conn::connect(server.addr)
+        .and_then(|mut conn| conn.send(request.as_bytes()))
+        .expect("the server answers")
+}
+
+#[test]
+fn without_the_setting_the_fault_routes_do_not_exist() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    assert_eq!(server.get("/faults").status, 404);
+    assert_eq!(send(&server, "PUT", "/faults/disk").status, 404);
+    assert_eq!(server.visit(), 1);
+}
+
+#[test]
+fn a_disk_fault_refuses_visits_fails_readiness_and_clears_with_no_gap() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fault_server(dir.path());
+    assert_eq!(server.visit(), 1);
+
+    assert_eq!(send(&server, "PUT", "/faults/disk").status, 200);
+    let refused = server.get("/");
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert_eq!(server.get("/readyz").status, 503);
+    assert_eq!(
+        server.get("/healthz").status,
+        200,
+        "liveness is never affected"
+    );
+    assert!(server.metric("moscow_time_persist_errors_total") >= 1.0);
+    assert!(server.get("/faults").text().contains("\"disk\":true"));
+    // The writer's own recovery probe fails too: still unready a probe later.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(server.get("/readyz").status, 503);
+
+    assert_eq!(send(&server, "DELETE", "/faults/disk").status, 200);
+    assert!(wait_until(Duration::from_secs(10), || server
+        .get("/readyz")
+        .status
+        == 200));
+    assert_eq!(server.visit(), 2, "the refused visit did not count; no gap");
+    let changes = server.get("/metrics").text();
+    for action in ["set", "cleared"] {
+        let series =
+            format!("moscow_time_fault_changes_total{{action=\"{action}\",fault=\"disk\"}}");
+        assert_eq!(metric(&changes, &series), Some(1.0), "{series}");
+    }
+}
+
+#[test]
+fn an_unready_fault_fails_only_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fault_server(dir.path());
+    send(&server, "PUT", "/faults/unready");
+    let ready = server.get("/readyz");
+    assert_eq!(ready.status, 503);
+    assert!(ready.text().contains("fault injected"));
+    assert_eq!(server.get("/healthz").status, 200);
+    assert_eq!(server.visit(), 1, "visits still count");
+    send(&server, "DELETE", "/faults/unready");
+    assert_eq!(server.get("/readyz").status, 200);
+}
+
+#[test]
+fn latency_delays_page_views_and_bad_values_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fault_server(dir.path());
+    for bad in ["", "?ms=0", "?ms=10001", "?ms=abc", "?ms=-5"] {
+        let answer = send(&server, "PUT", &format!("/faults/latency{bad}"));
+        assert_eq!(answer.status, 400, "{bad:?}");
+    }
+    assert!(server.get("/faults").text().contains("\"latency_ms\":0"));
+    assert_eq!(send(&server, "PUT", "/faults/latency?ms=400").status, 200);
+    let started = Instant::now();
+    server.visit();
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "the page view was delayed"
+    );
+    let probe = Instant::now();
+    server.get("/healthz");
+    assert!(
+        probe.elapsed() < Duration::from_millis(400),
+        "probes are not delayed"
+    );
+    send(&server, "DELETE", "/faults/latency");
+    assert!(server.get("/faults").text().contains("\"latency_ms\":0"));
+}
