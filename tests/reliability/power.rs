@@ -17,7 +17,9 @@
 //! A second test runs deliberately broken write sequences on the same file
 //! system and model and asserts that each is caught, so this test can fail.
 //!
-//! Knobs: `POWER_ROUNDS` (default 5), `RELIABILITY_SEED` to replay.
+//! Knobs: `POWER_ROUNDS` (default 5); `RELIABILITY_SEED` fixes the kill
+//! delays, the random mixes and the reboot choices (the calls themselves
+//! still depend on timing). A run takes a few seconds.
 
 #[path = "powerfs/mod.rs"]
 mod powerfs;
@@ -66,7 +68,7 @@ fn a_power_cut_after_any_file_system_call_loses_no_acknowledged_visit() {
         let what = format!("round {round} (RELIABILITY_SEED={seed})");
         let fs = mount(&disk);
         let tally = Arc::new(Tally::default());
-        let mut service = boot(&fs, start, &tally, &what);
+        let mut service = boot(&fs, "", start, &tally, &what);
         load_then_kill(&fs, &mut service, &tally, &mut mix, &what);
 
         let recording = fs.recording();
@@ -75,15 +77,9 @@ fn a_power_cut_after_any_file_system_call_loses_no_acknowledged_visit() {
             "{what}: the service made no folder fsync in {} calls: nothing is tested",
             recording.calls.len()
         );
-        let expected = tally.expectations(start);
+        let expected = tally.expectations(start, "visits");
         let verdict = check_every_cut(&recording, &expected, mix.next());
-        assert!(
-            verdict.violations.is_empty(),
-            "{what}: {} of {} power-cut images lose or break the count; the first ones:\n{}",
-            verdict.violations.len(),
-            verdict.images,
-            verdict.violations[..verdict.violations.len().min(5)].join("\n")
-        );
+        verdict.assert_clean(&what);
         let early = Expectations {
             acks: acks_before_their_folder_fsync(&recording, &expected.acks),
             ..expected
@@ -99,17 +95,18 @@ fn a_power_cut_after_any_file_system_call_loses_no_acknowledged_visit() {
 
         let (after, kind) = verdict.reboot_choice(&recording, &mut mix);
         disk = disk::image_after(&recording, after, kind);
-        start = count_in(&disk).expect("a checked image holds a count");
+        start = count_in(&disk, "visits").expect("a checked image holds a count");
         eprintln!(
             "{what}: {} calls, {} acknowledged visits; rebooting onto the cut after call {after}, {kind}, which holds {start} and {} temporary file(s)",
             recording.calls.len(),
             expected.acks.len(),
-            disk.keys().filter(|n| n.starts_with(TEMP_PREFIX)).count()
+            disk.keys().filter(|path| is_debris(path)).count()
         );
     }
     let fs = mount(&disk);
     drop(boot(
         &fs,
+        "",
         start,
         &Arc::new(Tally::default()),
         "final reboot",
@@ -118,6 +115,28 @@ fn a_power_cut_after_any_file_system_call_loses_no_acknowledged_visit() {
         "power: {cut_points} cut points ({images} images) checked over {rounds} rounds in {:.1?}, RELIABILITY_SEED={seed}",
         began.elapsed()
     );
+}
+
+/// The service creates a missing data folder. The folder's own entry in
+/// its parent is durable only once the parent is fsynced, so until then a
+/// power cut can take the whole folder, acknowledged visits and all.
+#[test]
+#[ignore = "fails today: the store creates a missing data folder without fsyncing its parent"]
+fn a_data_folder_the_service_creates_survives_a_power_cut() {
+    if let Some(reason) = powerfs::unavailable() {
+        eprintln!("SKIPPED created-data-folder power-cut test: {reason}");
+        return;
+    }
+    let seed = seed_from_env_or_clock();
+    let mut mix = Mix::new(seed);
+    let what = format!("a data folder made by the service (RELIABILITY_SEED={seed})");
+    let fs = mount(&Image::new());
+    let tally = Arc::new(Tally::default());
+    let mut service = boot(&fs, "data", 0, &tally, &what);
+    load_then_kill(&fs, &mut service, &tally, &mut mix, &what);
+    let recording = fs.recording();
+    let expected = tally.expectations(0, "data/visits");
+    check_every_cut(&recording, &expected, mix.next()).assert_clean(&what);
 }
 
 #[test]
@@ -182,6 +201,8 @@ struct Ack {
 
 /// What one recording is checked against.
 struct Expectations {
+    /// The path of `visits` in an image.
+    visits: &'static str,
     /// The count durable when the file system was mounted.
     start: u64,
     /// Visits sent (an upper bound on those counted).
@@ -198,6 +219,17 @@ struct Verdict {
 }
 
 impl Verdict {
+    /// Fails the test with the first violations, if there are any.
+    fn assert_clean(&self, what: &str) {
+        assert!(
+            self.violations.is_empty(),
+            "{what}: {} of {} power-cut images lose or break the count; the first ones:\n{}",
+            self.violations.len(),
+            self.images,
+            self.violations[..self.violations.len().min(5)].join("\n")
+        );
+    }
+
     /// A cut to reboot onto: one with debris when there is one.
     fn reboot_choice(&self, recording: &Recording, mix: &mut Mix) -> (usize, CutKind) {
         if self.with_debris.is_empty() {
@@ -221,10 +253,10 @@ fn check_every_cut(recording: &Recording, expected: &Expectations, seed: u64) ->
         while let Some(ack) = acks.next_if(|a| a.mark <= cut.after) {
             required = required.max(ack.visit);
         }
-        if let Err(problem) = check_image(image, required, most) {
+        if let Err(problem) = check_image(image, expected.visits, required, most) {
             violations.push(format!("{cut}: {problem}"));
         }
-        if image.keys().any(|name| name.starts_with(TEMP_PREFIX)) {
+        if image.keys().any(|path| is_debris(path)) {
             with_debris.push((cut.after, cut.kind));
         }
     });
@@ -244,7 +276,7 @@ fn acks_before_their_folder_fsync(recording: &Recording, acks: &[Ack]) -> Vec<Ac
         .map(|ack| Ack {
             mark: recording.calls[..ack.mark]
                 .iter()
-                .rposition(|call| *call == Call::FsyncDir)
+                .rposition(|call| matches!(call, Call::FsyncDir { .. }))
                 .unwrap_or(0),
             visit: ack.visit,
         })
@@ -252,31 +284,38 @@ fn acks_before_their_folder_fsync(recording: &Recording, acks: &[Ack]) -> Vec<Ac
 }
 
 /// `visits` must parse and hold between `least` and `most`.
-fn check_image(image: &Image, least: u64, most: u64) -> Result<(), String> {
-    let count = count_in(image)?;
+fn check_image(image: &Image, visits: &str, least: u64, most: u64) -> Result<(), String> {
+    let count = count_in(image, visits)?;
     if count < least {
         return Err(format!(
-            "visits holds {count}, but {least} was acknowledged (or durable) before the cut"
+            "{visits} holds {count}, but {least} was acknowledged (or durable) before the cut"
         ));
     }
     if count > most {
         return Err(format!(
-            "visits holds {count}, more than the {most} ever sent"
+            "{visits} holds {count}, more than the {most} ever sent"
         ));
     }
     Ok(())
 }
 
+/// Whether an image path is a temporary file of an unfinished write.
+fn is_debris(path: &str) -> bool {
+    path.rsplit('/')
+        .next()
+        .is_some_and(|name| name.starts_with(TEMP_PREFIX))
+}
+
 /// The count in an image's `visits`, strictly `digits\n`; missing is 0.
-fn count_in(image: &Image) -> Result<u64, String> {
-    let Some(bytes) = image.get("visits") else {
+fn count_in(image: &Image, visits: &str) -> Result<u64, String> {
+    let Some(bytes) = image.get(visits) else {
         return Ok(0);
     };
     let text = String::from_utf8_lossy(bytes);
     text.strip_suffix('\n')
         .filter(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|digits| digits.parse().ok())
-        .ok_or_else(|| format!("visits is not a count: {text:?}"))
+        .ok_or_else(|| format!("{visits} is not a count: {text:?}"))
 }
 
 // ------------------------------------------------------------ the real binary
@@ -293,8 +332,9 @@ impl Tally {
         self.acks.lock().unwrap().len()
     }
 
-    fn expectations(&self, start: u64) -> Expectations {
+    fn expectations(&self, start: u64, visits: &'static str) -> Expectations {
         Expectations {
+            visits,
             start,
             sent: self.sent.load(Ordering::SeqCst),
             acks: self.acks.lock().unwrap().clone(),
@@ -315,11 +355,13 @@ fn mount(disk: &Image) -> PowerFs {
     PowerFs::mount(disk).unwrap_or_else(|e| panic!("{e}"))
 }
 
-/// Starts the binary on `fs` and checks that it came up clean: no debris,
-/// the count `start`, and the next visit numbered `start + 1`.
-fn boot(fs: &PowerFs, start: u64, tally: &Tally, what: &str) -> Service {
-    let service = Service::start(fs.path());
-    let debris: Vec<_> = fs::read_dir(fs.path())
+/// Starts the binary with its data folder at `data` in `fs` and checks
+/// that it came up clean: no debris, the count `start`, and the next visit
+/// numbered `start + 1`.
+fn boot(fs: &PowerFs, data: &str, start: u64, tally: &Tally, what: &str) -> Service {
+    let data_dir = fs.path().join(data);
+    let service = Service::start(&data_dir);
+    let debris: Vec<_> = fs::read_dir(&data_dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| name.starts_with(TEMP_PREFIX))
@@ -547,6 +589,7 @@ fn check_writer(writer: Writer, seed: u64) -> Verdict {
         });
     }
     let expected = Expectations {
+        visits: "visits",
         start: 0,
         sent: 3,
         acks,

@@ -9,25 +9,28 @@
 //!
 //! Whatever is not yet durable at the cut may be lost or kept. Each cut is
 //! looked at in several ways ([`CutKind`]): everything not durable lost; all
-//! metadata kept (entries and file lengths) but unsynced writes lost, which
+//! metadata kept (entry changes and truncates) but unsynced writes lost, which
 //! is how a file renamed before its data was synced comes back empty after
-//! a crash; and seeded random mixes, where the folder keeps a random prefix
-//! of its unsynced entry changes (journaled metadata stays in order) and
-//! each file keeps a random subset of its unsynced data changes.
+//! a crash; and seeded random mixes, where each folder keeps a random
+//! prefix of its unsynced entry changes (journaled metadata stays in order)
+//! and each file keeps a random subset of its unsynced data changes. A new
+//! folder's own entry is a change of its parent, so a folder made and never
+//! fsynced into its parent can vanish with everything in it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
-use super::memfs::Call;
+use super::memfs::{Call, ROOT};
 
-/// A folder's content after a cut: file name to bytes.
+/// What a cut leaves: paths relative to the mount, each folder as `path/`
+/// (empty bytes), each file with its bytes.
 pub type Image = BTreeMap<String, Vec<u8>>;
 
-/// The initial files and every logged call of one mount.
+/// The initial content and every logged call of one mount.
 #[derive(Debug, Clone)]
 pub struct Recording {
-    /// (name, inode, content) of the files present at mount, all durable.
-    pub initial: Vec<(String, u64, Vec<u8>)>,
+    /// The calls that built the content present at mount, all durable.
+    pub initial: Vec<Call>,
     /// The logged calls, in order.
     pub calls: Vec<Call>,
 }
@@ -35,7 +38,10 @@ pub struct Recording {
 impl Recording {
     /// How many folder fsyncs were logged.
     pub fn folder_fsyncs(&self) -> usize {
-        self.calls.iter().filter(|c| **c == Call::FsyncDir).count()
+        self.calls
+            .iter()
+            .filter(|c| matches!(c, Call::FsyncDir { .. }))
+            .count()
     }
 }
 
@@ -133,7 +139,7 @@ pub fn image_after(recording: &Recording, after: usize, kind: CutKind) -> Image 
     disk.image(kind)
 }
 
-/// A change to the folder not yet made durable by a folder fsync.
+/// A change to a folder not yet made durable by that folder's fsync.
 enum EntryChange {
     Link { name: String, ino: u64 },
     Move { from: String, to: String, ino: u64 },
@@ -152,41 +158,52 @@ struct FileState {
     pending: Vec<DataChange>,
 }
 
+#[derive(Default)]
+struct FolderState {
+    synced: BTreeMap<String, u64>,
+    pending: Vec<EntryChange>,
+}
+
 /// The durable state and what is pending on top of it, at one moment.
 struct Disk {
-    synced_entries: BTreeMap<String, u64>,
-    pending_entries: Vec<EntryChange>,
+    folders: HashMap<u64, FolderState>,
     files: HashMap<u64, FileState>,
 }
 
 impl Disk {
-    fn new(initial: &[(String, u64, Vec<u8>)]) -> Disk {
+    /// The disk after the calls that built the initial content, all of it
+    /// durable.
+    fn new(initial: &[Call]) -> Disk {
         let mut disk = Disk {
-            synced_entries: BTreeMap::new(),
-            pending_entries: Vec::new(),
+            folders: HashMap::from([(ROOT, FolderState::default())]),
             files: HashMap::new(),
         };
-        for (name, ino, data) in initial {
-            disk.synced_entries.insert(name.clone(), *ino);
-            disk.files.insert(
-                *ino,
-                FileState {
-                    synced: data.clone(),
-                    pending: Vec::new(),
-                },
-            );
+        for call in initial {
+            disk.apply(call);
+        }
+        for file in disk.files.values_mut() {
+            file.synced = replay_data(&file.synced, std::mem::take(&mut file.pending).iter());
+        }
+        for folder in disk.folders.values_mut() {
+            folder.synced =
+                replay_entries(&folder.synced, std::mem::take(&mut folder.pending).iter());
         }
         disk
     }
 
     fn apply(&mut self, call: &Call) {
         match call {
-            Call::Create { name, ino } => {
+            Call::Create {
+                folder, name, ino, ..
+            } => {
                 self.files.insert(*ino, FileState::default());
-                self.pending_entries.push(EntryChange::Link {
-                    name: name.clone(),
-                    ino: *ino,
-                });
+                self.link(*folder, name, *ino);
+            }
+            Call::Mkdir {
+                folder, name, ino, ..
+            } => {
+                self.folders.insert(*ino, FolderState::default());
+                self.link(*folder, name, *ino);
             }
             Call::Write {
                 ino, offset, data, ..
@@ -195,28 +212,58 @@ impl Disk {
                 data: data.clone(),
             }),
             Call::SetLen { ino, len, .. } => self.file(*ino).pending.push(DataChange::SetLen(*len)),
-            Call::Rename { from, to, ino } => self.pending_entries.push(EntryChange::Move {
-                from: from.clone(),
-                to: to.clone(),
-                ino: *ino,
-            }),
-            Call::Unlink { name, .. } => self
-                .pending_entries
-                .push(EntryChange::Remove { name: name.clone() }),
+            Call::Rename {
+                from_folder,
+                from,
+                to_folder,
+                to,
+                ino,
+                ..
+            } => {
+                if from_folder == to_folder {
+                    // One change, so that a cut keeps both halves or neither.
+                    let (from, to, ino) = (from.clone(), to.clone(), *ino);
+                    self.folder(*from_folder)
+                        .pending
+                        .push(EntryChange::Move { from, to, ino });
+                } else {
+                    self.unlink(*from_folder, from);
+                    self.link(*to_folder, to, *ino);
+                }
+            }
+            Call::Unlink { folder, name, .. } => self.unlink(*folder, name),
             Call::Fsync { ino, .. } => {
                 let file = self.file(*ino);
                 let pending = std::mem::take(&mut file.pending);
                 file.synced = replay_data(&file.synced, pending.iter());
             }
-            Call::FsyncDir => {
-                let pending = std::mem::take(&mut self.pending_entries);
-                self.synced_entries = replay_entries(&self.synced_entries, pending.iter());
+            Call::FsyncDir { ino, .. } => {
+                let folder = self.folder(*ino);
+                let pending = std::mem::take(&mut folder.pending);
+                folder.synced = replay_entries(&folder.synced, pending.iter());
             }
         }
     }
 
+    fn link(&mut self, folder: u64, name: &str, ino: u64) {
+        self.folder(folder).pending.push(EntryChange::Link {
+            name: name.to_owned(),
+            ino,
+        });
+    }
+
+    fn unlink(&mut self, folder: u64, name: &str) {
+        self.folder(folder).pending.push(EntryChange::Remove {
+            name: name.to_owned(),
+        });
+    }
+
     fn file(&mut self, ino: u64) -> &mut FileState {
         self.files.entry(ino).or_default()
+    }
+
+    fn folder(&mut self, ino: u64) -> &mut FolderState {
+        self.folders.entry(ino).or_default()
     }
 
     fn image(&self, kind: CutKind) -> Image {
@@ -224,30 +271,46 @@ impl Disk {
             CutKind::RandomMix(seed) => Some(Mix::new(seed)),
             _ => None,
         };
-        let kept_entries = match (&kind, &mut mix) {
+        let mut image = Image::new();
+        self.add_folder(ROOT, "", kind, &mut mix, &mut image);
+        image
+    }
+
+    /// Adds what survives of `folder` (at `prefix`) to `image`: folders as
+    /// `path/`, files with their bytes.
+    fn add_folder(
+        &self,
+        folder: u64,
+        prefix: &str,
+        kind: CutKind,
+        mix: &mut Option<Mix>,
+        image: &mut Image,
+    ) {
+        let state = &self.folders[&folder];
+        let kept = match (kind, mix.as_mut()) {
             (CutKind::EverythingUnsyncedLost, _) => 0,
-            (_, Some(mix)) => (mix.next() % (self.pending_entries.len() as u64 + 1)) as usize,
-            _ => self.pending_entries.len(),
+            (_, Some(mix)) => mix.below(state.pending.len() as u64 + 1) as usize,
+            _ => state.pending.len(),
         };
-        let entries = replay_entries(
-            &self.synced_entries,
-            self.pending_entries[..kept_entries].iter(),
-        );
-        entries
-            .into_iter()
-            .map(|(name, ino)| {
-                let file = &self.files[&ino];
-                let kept = file
-                    .pending
-                    .iter()
-                    .filter(|change| match (&kind, &mut mix) {
-                        (CutKind::EverythingUnsyncedLost, _) => false,
-                        (_, Some(mix)) => mix.next() % 2 == 0,
-                        _ => matches!(change, DataChange::SetLen(_)),
-                    });
-                (name, replay_data(&file.synced, kept))
-            })
-            .collect()
+        for (name, ino) in replay_entries(&state.synced, state.pending[..kept].iter()) {
+            let path = format!("{prefix}{name}");
+            if self.folders.contains_key(&ino) {
+                let prefix = format!("{path}/");
+                image.insert(prefix.clone(), Vec::new());
+                self.add_folder(ino, &prefix, kind, mix, image);
+                continue;
+            }
+            let file = &self.files[&ino];
+            let kept = file
+                .pending
+                .iter()
+                .filter(|change| match (kind, mix.as_mut()) {
+                    (CutKind::EverythingUnsyncedLost, _) => false,
+                    (_, Some(mix)) => mix.next() % 2 == 0,
+                    _ => matches!(change, DataChange::SetLen(_)),
+                });
+            image.insert(path, replay_data(&file.synced, kept));
+        }
     }
 }
 

@@ -1,12 +1,12 @@
-//! The file system itself: one folder held in memory, served over FUSE,
-//! that applies every call at once (so the program on it sees an ordinary
-//! folder) and logs, in the order it got them, the calls that change what a
-//! disk would hold: create, write, truncate, rename, unlink, fsync of a file
-//! and fsync of the folder.
+//! The file system itself: folders and files held in memory, served over
+//! FUSE, that applies every call at once (so the program on it sees an
+//! ordinary folder) and logs, in the order it got them, the calls that
+//! change what a disk would hold: create, mkdir, write, truncate, rename,
+//! unlink, fsync of a file and fsync of a folder.
 //!
-//! Only the calls a data folder needs are implemented: regular files in the
-//! mount root. Making folders, links and special files is refused, which
-//! the service never asks for.
+//! Only what a data folder needs is implemented: regular files and folders.
+//! Links, special files, removing folders and renaming folders are refused;
+//! the service never asks for them.
 //!
 //! Two details make the log trustworthy:
 //! - `fsyncdir` is implemented. A FUSE file system that answers `ENOSYS`
@@ -22,63 +22,95 @@ use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsStr;
 use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use fuser::{
     BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
     INodeNo, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, Request, TimeOrNow, WriteFlags,
 };
 
 /// Nothing is cached by the kernel: every lookup and `stat` asks again.
 const NO_CACHING: Duration = Duration::ZERO;
 
-/// One logged call that changes what a disk holds. Names are those the
-/// inode had when the call was made (for messages); `ino` is what counts.
+/// The mount root's inode.
+pub const ROOT: u64 = INodeNo::ROOT.0;
+
+/// One logged call that changes what a disk holds. `path` is where the
+/// inode was when the call was made, relative to the mount (for messages);
+/// inode numbers are what the disk model goes by.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    /// A new empty file linked into the folder.
-    Create { name: String, ino: u64 },
+    /// A new empty file linked into `folder`.
+    Create {
+        path: String,
+        folder: u64,
+        name: String,
+        ino: u64,
+    },
+    /// A new empty folder linked into `folder`.
+    Mkdir {
+        path: String,
+        folder: u64,
+        name: String,
+        ino: u64,
+    },
     /// Bytes written into a file.
     Write {
-        name: String,
+        path: String,
         ino: u64,
         offset: u64,
         data: Vec<u8>,
     },
     /// A file's length set (a truncate, or `O_TRUNC` at open).
-    SetLen { name: String, ino: u64, len: u64 },
-    /// A folder entry moved to another name, replacing what was there.
-    Rename { from: String, to: String, ino: u64 },
-    /// A folder entry removed.
-    Unlink { name: String, ino: u64 },
+    SetLen { path: String, ino: u64, len: u64 },
+    /// A file moved to another name, replacing what was there.
+    Rename {
+        from_path: String,
+        to_path: String,
+        from_folder: u64,
+        from: String,
+        to_folder: u64,
+        to: String,
+        ino: u64,
+    },
+    /// A file's entry removed from `folder`.
+    Unlink {
+        path: String,
+        folder: u64,
+        name: String,
+    },
     /// `fsync` of a file: its data is durable.
-    Fsync { name: String, ino: u64 },
-    /// `fsync` of the folder: its entries are durable.
-    FsyncDir,
+    Fsync { path: String, ino: u64 },
+    /// `fsync` of a folder: its entries are durable.
+    FsyncDir { path: String, ino: u64 },
 }
 
 impl fmt::Display for Call {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Call::Create { name, ino } => write!(f, "create {name} (inode {ino})"),
+            Call::Create { path, ino, .. } => write!(f, "create {path} (inode {ino})"),
+            Call::Mkdir { path, ino, .. } => write!(f, "mkdir {path} (inode {ino})"),
             Call::Write {
-                name, offset, data, ..
-            } => write!(f, "write of {} bytes at {offset} to {name}", data.len()),
-            Call::SetLen { name, len, .. } => write!(f, "truncate {name} to {len} bytes"),
-            Call::Rename { from, to, .. } => write!(f, "rename {from} -> {to}"),
-            Call::Unlink { name, .. } => write!(f, "unlink {name}"),
-            Call::Fsync { name, .. } => write!(f, "fsync {name}"),
-            Call::FsyncDir => write!(f, "fsync of the folder"),
+                path, offset, data, ..
+            } => write!(f, "write of {} bytes at {offset} to {path}", data.len()),
+            Call::SetLen { path, len, .. } => write!(f, "truncate {path} to {len} bytes"),
+            Call::Rename {
+                from_path, to_path, ..
+            } => write!(f, "rename {from_path} -> {to_path}"),
+            Call::Unlink { path, .. } => write!(f, "unlink {path}"),
+            Call::Fsync { path, .. } => write!(f, "fsync {path}"),
+            Call::FsyncDir { path, .. } if path.is_empty() => write!(f, "fsync of the folder"),
+            Call::FsyncDir { path, .. } => write!(f, "fsync of the folder {path}"),
         }
     }
 }
 
 /// What a test reads while the file system runs: the call log so far.
 pub struct Journal {
-    /// The initial files (name, inode, content), durable by definition.
-    pub initial: Vec<(String, u64, Vec<u8>)>,
+    /// The calls that built the initial content, all durable by definition.
+    pub initial: Vec<Call>,
     tree: Mutex<Tree>,
     /// `tree.calls.len()`, readable without the lock.
     logged: AtomicUsize,
@@ -105,9 +137,9 @@ impl Journal {
     }
 }
 
-/// The live state: the folder's entries and every inode ever made.
+/// The live state: every folder's entries and every file ever made.
 struct Tree {
-    entries: BTreeMap<String, u64>,
+    folders: HashMap<u64, BTreeMap<String, u64>>,
     files: HashMap<u64, FileNode>,
     next_ino: u64,
     calls: Vec<Call>,
@@ -122,20 +154,55 @@ struct FileNode {
 }
 
 impl Tree {
-    fn name_of(&self, ino: u64) -> String {
-        self.entries
-            .iter()
-            .find(|(_, i)| **i == ino)
-            .map(|(name, _)| name.clone())
-            .unwrap_or_else(|| format!("unlinked inode {ino}"))
+    /// Where `ino` is linked, relative to the mount ("" for the root).
+    fn path_of(&self, ino: u64) -> String {
+        if ino == ROOT {
+            return String::new();
+        }
+        let place = self.folders.iter().find_map(|(folder, entries)| {
+            entries
+                .iter()
+                .find(|(_, i)| **i == ino)
+                .map(|(name, _)| (*folder, name))
+        });
+        match place {
+            Some((folder, name)) => join(&self.path_of(folder), name),
+            None => format!("unlinked inode {ino}"),
+        }
+    }
+
+    fn entries(&self, folder: INodeNo) -> Result<&BTreeMap<String, u64>, Errno> {
+        match self.folders.get(&folder.0) {
+            Some(entries) => Ok(entries),
+            None if self.files.contains_key(&folder.0) => Err(Errno::ENOTDIR),
+            None => Err(Errno::ENOENT),
+        }
+    }
+
+    fn entries_mut(&mut self, folder: INodeNo) -> Result<&mut BTreeMap<String, u64>, Errno> {
+        self.entries(folder)?;
+        Ok(self.folders.get_mut(&folder.0).expect("checked above"))
+    }
+
+    fn file_mut(&mut self, ino: INodeNo) -> Result<&mut FileNode, Errno> {
+        if self.folders.contains_key(&ino.0) {
+            return Err(Errno::EISDIR);
+        }
+        self.files.get_mut(&ino.0).ok_or(Errno::ENOENT)
+    }
+
+    fn new_ino(&mut self) -> u64 {
+        self.next_ino += 1;
+        self.next_ino
     }
 
     fn attr(&self, ino: u64) -> Option<FileAttr> {
-        if ino == u64::from(INodeNo::ROOT) {
-            return Some(folder_attr());
+        if self.folders.contains_key(&ino) {
+            return Some(folder_attr(ino));
         }
         let node = self.files.get(&ino)?;
         let size = node.data.len() as u64;
+        let linked = self.folders.values().any(|e| e.values().any(|i| *i == ino));
         Some(FileAttr {
             ino: INodeNo(ino),
             size,
@@ -146,7 +213,7 @@ impl Tree {
             crtime: node.mtime,
             kind: FileType::RegularFile,
             perm: node.perm,
-            nlink: u32::from(self.entries.values().any(|i| *i == ino)),
+            nlink: u32::from(linked),
             uid: node.uid,
             gid: node.gid,
             rdev: 0,
@@ -154,11 +221,60 @@ impl Tree {
             flags: 0,
         })
     }
+
+    fn kind(&self, ino: u64) -> FileType {
+        if self.folders.contains_key(&ino) {
+            FileType::Directory
+        } else {
+            FileType::RegularFile
+        }
+    }
+
+    /// Makes `name` a new folder in `folder`; returns the call to log.
+    fn mkdir(&mut self, folder: u64, name: String) -> Call {
+        let ino = self.new_ino();
+        self.folders.insert(ino, BTreeMap::new());
+        self.folders
+            .entry(folder)
+            .or_default()
+            .insert(name.clone(), ino);
+        Call::Mkdir {
+            path: self.path_of(ino),
+            folder,
+            name,
+            ino,
+        }
+    }
+
+    /// Makes `name` a new empty file in `folder`; returns the call to log.
+    fn create(&mut self, folder: u64, name: String, node: FileNode) -> Call {
+        let ino = self.new_ino();
+        self.files.insert(ino, node);
+        self.folders
+            .entry(folder)
+            .or_default()
+            .insert(name.clone(), ino);
+        Call::Create {
+            path: self.path_of(ino),
+            folder,
+            name,
+            ino,
+        }
+    }
 }
 
-fn folder_attr() -> FileAttr {
+/// `folder/name`, or `name` at the mount root.
+fn join(folder: &str, name: &str) -> String {
+    if folder.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{folder}/{name}")
+    }
+}
+
+fn folder_attr(ino: u64) -> FileAttr {
     FileAttr {
-        ino: INodeNo::ROOT,
+        ino: INodeNo(ino),
         size: 0,
         blocks: 0,
         atime: SystemTime::UNIX_EPOCH,
@@ -178,33 +294,56 @@ fn folder_attr() -> FileAttr {
 
 /// The FUSE side: answers the kernel from the shared [`Journal`].
 pub struct RecordingFs {
-    journal: std::sync::Arc<Journal>,
+    journal: Arc<Journal>,
 }
 
 impl RecordingFs {
-    /// A file system holding `files` (name, content) in its one folder.
-    pub fn new(files: &BTreeMap<String, Vec<u8>>) -> (RecordingFs, std::sync::Arc<Journal>) {
+    /// A file system holding `image`: paths relative to the mount, a
+    /// trailing `/` for a folder, with the bytes of each file.
+    pub fn new(image: &BTreeMap<String, Vec<u8>>) -> (RecordingFs, Arc<Journal>) {
         let mut tree = Tree {
-            entries: BTreeMap::new(),
+            folders: HashMap::from([(ROOT, BTreeMap::new())]),
             files: HashMap::new(),
-            next_ino: u64::from(INodeNo::ROOT) + 1,
+            next_ino: ROOT,
             calls: Vec::new(),
         };
         let mut initial = Vec::new();
-        for (name, data) in files {
-            let ino = tree.next_ino;
-            tree.next_ino += 1;
-            tree.entries.insert(name.clone(), ino);
-            tree.files.insert(ino, new_node(data.clone(), 0o644, 0, 0));
-            initial.push((name.clone(), ino, data.clone()));
+        for (path, data) in image {
+            let mut folder = ROOT;
+            let mut parts = path.split('/').peekable();
+            while let Some(part) = parts.next() {
+                let last = parts.peek().is_none();
+                if last && part.is_empty() {
+                    break;
+                }
+                if let Some(ino) = tree.folders[&folder].get(part) {
+                    folder = *ino;
+                } else if last {
+                    let ino = tree.next_ino + 1;
+                    initial.push(tree.create(
+                        folder,
+                        part.to_owned(),
+                        new_node(data.clone(), 0o644, 0, 0),
+                    ));
+                    initial.push(Call::Write {
+                        path: path.clone(),
+                        ino,
+                        offset: 0,
+                        data: data.clone(),
+                    });
+                } else {
+                    initial.push(tree.mkdir(folder, part.to_owned()));
+                    folder = tree.next_ino;
+                }
+            }
         }
-        let journal = std::sync::Arc::new(Journal {
+        let journal = Arc::new(Journal {
             initial,
             tree: Mutex::new(tree),
             logged: AtomicUsize::new(0),
         });
         let fs = RecordingFs {
-            journal: std::sync::Arc::clone(&journal),
+            journal: Arc::clone(&journal),
         };
         (fs, journal)
     }
@@ -226,8 +365,8 @@ impl RecordingFs {
         Ok(answer)
     }
 
-    fn look<T>(&self, f: impl FnOnce(&Tree) -> Option<T>) -> Result<T, Errno> {
-        f(&self.journal.tree()).ok_or(Errno::ENOENT)
+    fn look<T>(&self, f: impl FnOnce(&Tree) -> Result<T, Errno>) -> Result<T, Errno> {
+        f(&self.journal.tree())
     }
 }
 
@@ -241,24 +380,21 @@ fn new_node(data: Vec<u8>, perm: u16, uid: u32, gid: u32) -> FileNode {
     }
 }
 
-/// The name as UTF-8 in the mount root; anything else is refused.
-fn name_in_root(parent: INodeNo, name: &OsStr) -> Result<String, Errno> {
-    if parent != INodeNo::ROOT {
-        return Err(Errno::ENOENT);
-    }
+/// A name as UTF-8; anything else is refused.
+fn utf8(name: &OsStr) -> Result<String, Errno> {
     name.to_str().map(str::to_owned).ok_or(Errno::EINVAL)
-}
-
-fn file_mut(tree: &mut Tree, ino: INodeNo) -> Result<&mut FileNode, Errno> {
-    if ino == INodeNo::ROOT {
-        return Err(Errno::EISDIR);
-    }
-    tree.files.get_mut(&ino.0).ok_or(Errno::ENOENT)
 }
 
 fn reply_attr(result: Result<FileAttr, Errno>, reply: ReplyAttr) {
     match result {
         Ok(attr) => reply.attr(&NO_CACHING, &attr),
+        Err(e) => reply.error(e),
+    }
+}
+
+fn reply_entry(result: Result<FileAttr, Errno>, reply: ReplyEntry) {
+    match result {
+        Ok(attr) => reply.entry(&NO_CACHING, &attr, Generation(0)),
         Err(e) => reply.error(e),
     }
 }
@@ -272,17 +408,21 @@ fn reply_empty(result: Result<(), Errno>, reply: ReplyEmpty) {
 
 impl Filesystem for RecordingFs {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let found = name_in_root(parent, name).and_then(|name| {
-            self.look(|tree| tree.entries.get(&name).and_then(|ino| tree.attr(*ino)))
+        let found = self.look(|tree| {
+            let ino = tree
+                .entries(parent)?
+                .get(&utf8(name)?)
+                .ok_or(Errno::ENOENT)?;
+            tree.attr(*ino).ok_or(Errno::ENOENT)
         });
-        match found {
-            Ok(attr) => reply.entry(&NO_CACHING, &attr, Generation(0)),
-            Err(e) => reply.error(e),
-        }
+        reply_entry(found, reply);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        reply_attr(self.look(|tree| tree.attr(ino.0)), reply);
+        reply_attr(
+            self.look(|tree| tree.attr(ino.0).ok_or(Errno::ENOENT)),
+            reply,
+        );
     }
 
     fn setattr(
@@ -304,8 +444,12 @@ impl Filesystem for RecordingFs {
         reply: ReplyAttr,
     ) {
         let result = self.change(|tree| {
-            let name = tree.name_of(ino.0);
-            let node = file_mut(tree, ino)?;
+            if tree.folders.contains_key(&ino.0) && size.is_none() {
+                // chmod or utimes of a folder: nothing the model tracks.
+                return Ok((None, folder_attr(ino.0)));
+            }
+            let path = tree.path_of(ino.0);
+            let node = tree.file_mut(ino)?;
             node.perm = mode.map_or(node.perm, |m| (m & 0o7777) as u16);
             node.uid = uid.unwrap_or(node.uid);
             node.gid = gid.unwrap_or(node.gid);
@@ -313,7 +457,7 @@ impl Filesystem for RecordingFs {
                 node.data.resize(len as usize, 0);
                 node.mtime = SystemTime::now();
                 Call::SetLen {
-                    name,
+                    path,
                     ino: ino.0,
                     len,
                 }
@@ -325,7 +469,7 @@ impl Filesystem for RecordingFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.look(|tree| tree.attr(ino.0)) {
+        match self.look(|tree| tree.attr(ino.0).ok_or(Errno::ENOENT)) {
             Ok(_) => reply.opened(FileHandle(0), FopenFlags::empty()),
             Err(e) => reply.error(e),
         }
@@ -343,10 +487,10 @@ impl Filesystem for RecordingFs {
         reply: ReplyData,
     ) {
         let data = self.look(|tree| {
-            let data = &tree.files.get(&ino.0)?.data;
+            let data = &tree.files.get(&ino.0).ok_or(Errno::ENOENT)?.data;
             let start = (offset as usize).min(data.len());
             let end = start.saturating_add(size as usize).min(data.len());
-            Some(data[start..end].to_vec())
+            Ok(data[start..end].to_vec())
         });
         match data {
             Ok(data) => reply.data(&data),
@@ -361,14 +505,14 @@ impl Filesystem for RecordingFs {
         _fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: fuser::WriteFlags,
+        _write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
         let result = self.change(|tree| {
-            let name = tree.name_of(ino.0);
-            let node = file_mut(tree, ino)?;
+            let path = tree.path_of(ino.0);
+            let node = tree.file_mut(ino)?;
             let end = offset as usize + data.len();
             if node.data.len() < end {
                 node.data.resize(end, 0);
@@ -376,7 +520,7 @@ impl Filesystem for RecordingFs {
             node.data[offset as usize..end].copy_from_slice(data);
             node.mtime = SystemTime::now();
             let call = Call::Write {
-                name,
+                path,
                 ino: ino.0,
                 offset,
                 data: data.to_vec(),
@@ -409,9 +553,9 @@ impl Filesystem for RecordingFs {
         reply: ReplyEmpty,
     ) {
         let result = self.change(|tree| {
-            file_mut(tree, ino)?;
-            let name = tree.name_of(ino.0);
-            Ok((Some(Call::Fsync { name, ino: ino.0 }), ()))
+            tree.file_mut(ino)?;
+            let path = tree.path_of(ino.0);
+            Ok((Some(Call::Fsync { path, ino: ino.0 }), ()))
         });
         reply_empty(result, reply);
     }
@@ -424,21 +568,22 @@ impl Filesystem for RecordingFs {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        if ino != INodeNo::ROOT {
-            reply.error(Errno::ENOTDIR);
-            return;
-        }
-        let mut listing = vec![
-            (INodeNo::ROOT, FileType::Directory, ".".to_owned()),
-            (INodeNo::ROOT, FileType::Directory, "..".to_owned()),
-        ];
-        listing.extend(
-            self.journal
-                .tree()
-                .entries
-                .iter()
-                .map(|(name, ino)| (INodeNo(*ino), FileType::RegularFile, name.clone())),
-        );
+        let listing = self.look(|tree| {
+            let mut listing = vec![
+                (ino, FileType::Directory, ".".to_owned()),
+                (ino, FileType::Directory, "..".to_owned()),
+            ];
+            listing.extend(
+                tree.entries(ino)?
+                    .iter()
+                    .map(|(name, i)| (INodeNo(*i), tree.kind(*i), name.clone())),
+            );
+            Ok(listing)
+        });
+        let listing = match listing {
+            Ok(listing) => listing,
+            Err(e) => return reply.error(e),
+        };
         for (i, (ino, kind, name)) in listing.into_iter().enumerate().skip(offset as usize) {
             if reply.add(ino, i as u64 + 1, kind, name) {
                 break;
@@ -455,17 +600,37 @@ impl Filesystem for RecordingFs {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        let result = self.change(|_| {
-            if ino != INodeNo::ROOT {
-                return Err(Errno::ENOTDIR);
-            }
-            Ok((Some(Call::FsyncDir), ()))
+        let result = self.change(|tree| {
+            tree.entries(ino)?;
+            let path = tree.path_of(ino.0);
+            Ok((Some(Call::FsyncDir { path, ino: ino.0 }), ()))
         });
         reply_empty(result, reply);
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         reply.statfs(1 << 20, 1 << 20, 1 << 20, 1 << 16, 1 << 16, 4096, 255, 4096);
+    }
+
+    fn mkdir(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let result = self.change(|tree| {
+            let name = utf8(name)?;
+            if tree.entries(parent)?.contains_key(&name) {
+                return Err(Errno::EEXIST);
+            }
+            let call = tree.mkdir(parent.0, name);
+            let ino = tree.next_ino;
+            Ok((Some(call), folder_attr(ino)))
+        });
+        reply_entry(result, reply);
     }
 
     fn create(
@@ -479,23 +644,19 @@ impl Filesystem for RecordingFs {
         reply: ReplyCreate,
     ) {
         let (uid, gid) = (req.uid(), req.gid());
-        let result = name_in_root(parent, name).and_then(|name| {
-            self.change(|tree| {
-                if let Some(ino) = tree.entries.get(&name) {
-                    if flags & libc::O_EXCL != 0 {
-                        return Err(Errno::EEXIST);
-                    }
-                    let attr = tree.attr(*ino).ok_or(Errno::ENOENT)?;
-                    return Ok((None, attr));
+        let result = self.change(|tree| {
+            let name = utf8(name)?;
+            if let Some(ino) = tree.entries(parent)?.get(&name) {
+                if flags & libc::O_EXCL != 0 {
+                    return Err(Errno::EEXIST);
                 }
-                let ino = tree.next_ino;
-                tree.next_ino += 1;
-                let perm = (mode & !umask & 0o7777) as u16;
-                tree.files.insert(ino, new_node(Vec::new(), perm, uid, gid));
-                tree.entries.insert(name.clone(), ino);
-                let attr = tree.attr(ino).ok_or(Errno::EIO)?;
-                Ok((Some(Call::Create { name, ino }), attr))
-            })
+                let attr = tree.attr(*ino).ok_or(Errno::ENOENT)?;
+                return Ok((None, attr));
+            }
+            let perm = (mode & !umask & 0o7777) as u16;
+            let call = tree.create(parent.0, name, new_node(Vec::new(), perm, uid, gid));
+            let attr = tree.attr(tree.next_ino).ok_or(Errno::EIO)?;
+            Ok((Some(call), attr))
         });
         match result {
             Ok(attr) => reply.created(
@@ -510,11 +671,20 @@ impl Filesystem for RecordingFs {
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let result = name_in_root(parent, name).and_then(|name| {
-            self.change(|tree| {
-                let ino = tree.entries.remove(&name).ok_or(Errno::ENOENT)?;
-                Ok((Some(Call::Unlink { name, ino }), ()))
-            })
+        let result = self.change(|tree| {
+            let name = utf8(name)?;
+            let ino = *tree.entries(parent)?.get(&name).ok_or(Errno::ENOENT)?;
+            if tree.folders.contains_key(&ino) {
+                return Err(Errno::EISDIR);
+            }
+            let path = tree.path_of(ino);
+            tree.entries_mut(parent)?.remove(&name);
+            let call = Call::Unlink {
+                path,
+                folder: parent.0,
+                name,
+            };
+            Ok((Some(call), ()))
         });
         reply_empty(result, reply);
     }
@@ -529,24 +699,37 @@ impl Filesystem for RecordingFs {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let names = name_in_root(parent, name)
-            .and_then(|from| name_in_root(newparent, newname).map(|to| (from, to)));
-        let result = names.and_then(|(from, to)| {
-            self.change(|tree| {
-                if flags.contains(RenameFlags::RENAME_EXCHANGE) {
-                    return Err(Errno::EINVAL);
-                }
-                let ino = *tree.entries.get(&from).ok_or(Errno::ENOENT)?;
-                if flags.contains(RenameFlags::RENAME_NOREPLACE) && tree.entries.contains_key(&to) {
-                    return Err(Errno::EEXIST);
-                }
-                if from == to {
-                    return Ok((None, ()));
-                }
-                tree.entries.remove(&from);
-                tree.entries.insert(to.clone(), ino);
-                Ok((Some(Call::Rename { from, to, ino }), ()))
-            })
+        let result = self.change(|tree| {
+            let (from, to) = (utf8(name)?, utf8(newname)?);
+            if flags.contains(RenameFlags::RENAME_EXCHANGE) {
+                return Err(Errno::EINVAL);
+            }
+            let ino = *tree.entries(parent)?.get(&from).ok_or(Errno::ENOENT)?;
+            let replaced = tree.entries(newparent)?.get(&to).copied();
+            if tree.folders.contains_key(&ino)
+                || replaced.is_some_and(|r| tree.folders.contains_key(&r))
+            {
+                return Err(Errno::EPERM);
+            }
+            if replaced == Some(ino) {
+                return Ok((None, ()));
+            }
+            if flags.contains(RenameFlags::RENAME_NOREPLACE) && replaced.is_some() {
+                return Err(Errno::EEXIST);
+            }
+            let from_path = tree.path_of(ino);
+            tree.entries_mut(parent)?.remove(&from);
+            tree.entries_mut(newparent)?.insert(to.clone(), ino);
+            let call = Call::Rename {
+                from_path,
+                to_path: tree.path_of(ino),
+                from_folder: parent.0,
+                from,
+                to_folder: newparent.0,
+                to,
+                ino,
+            };
+            Ok((Some(call), ()))
         });
         reply_empty(result, reply);
     }

@@ -53,8 +53,9 @@ pub struct PowerFs {
 }
 
 impl PowerFs {
-    /// Mounts a fresh file system whose one folder holds `files`, all of
-    /// them durable, as a disk after a reboot would.
+    /// Mounts a fresh file system holding `files` (an [`Image`]: paths
+    /// relative to the mount, `path/` for a folder), all of it durable, as
+    /// a disk after a reboot would.
     pub fn mount(files: &Image) -> Result<PowerFs, String> {
         let dir = tempfile::tempdir().map_err(|e| format!("cannot make a mount point: {e}"))?;
         let path = dir.path().join("mnt");
