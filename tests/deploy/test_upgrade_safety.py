@@ -22,8 +22,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import (CHART, HELM, NAMESPACE, RELEASE, SCENARIOS, main_container, render,
-                      the_statefulset)
+from conftest import (CHART, HELM, KUBE_VERSIONS, NAMESPACE, RELEASE, SCENARIOS, main_container,
+                      render, the_statefulset)
+from validators import kubernetes_validate
 
 RECORD = Path(__file__).with_name("immutable-fields.json")
 PROBES = ("startupProbe", "livenessProbe", "readinessProbe")
@@ -90,7 +91,7 @@ def explain(scenario: str, sts_name: str, field: str, old, new, recorded_major: 
         f"`.tools/venv/bin/python tests/deploy/test_upgrade_safety.py --record`, and tell users to "
         f"run before upgrading:\n"
         f"  kubectl delete statefulset {sts_name} --cascade=orphan   # pods and PVCs stay\n"
-        f"  helm upgrade <release> helm/moscow-time ...   # creates the StatefulSet again, which adopts them\n"
+        f"  helm upgrade <release> helm/moscow-time ...   # a new StatefulSet, which adopts them\n"
     )
     if field.startswith("spec.volumeClaimTemplates"):
         text += "Existing PVCs keep what they were created with; only new PVCs follow the new template.\n"
@@ -114,12 +115,15 @@ def load_record() -> dict:
     return json.loads(RECORD.read_text())
 
 
+def helm_template_text(scenario: str, *args: str) -> str:
+    """Like conftest.render_text, with extra helm arguments (not cached)."""
+    return subprocess.run([HELM, "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
+                           "-f", str(CHART / "ci" / f"{scenario}-values.yaml"), *args],
+                          check=True, capture_output=True, text=True, timeout=120).stdout
+
+
 def helm_template(scenario: str, *args: str) -> tuple[dict, ...]:
-    """Like conftest.render, with extra helm arguments (not cached)."""
-    out = subprocess.run([HELM, "template", RELEASE, str(CHART), "--namespace", NAMESPACE,
-                          "-f", str(CHART / "ci" / f"{scenario}-values.yaml"), *args],
-                         check=True, capture_output=True, text=True).stdout
-    return tuple(d for d in yaml.safe_load_all(out) if d)
+    return tuple(d for d in yaml.safe_load_all(helm_template_text(scenario, *args)) if d)
 
 
 # ---------------------------------------------------------------- upgrade safety
@@ -127,7 +131,8 @@ def helm_template(scenario: str, *args: str) -> tuple[dict, ...]:
 def test_the_record_covers_exactly_the_ci_scenarios():
     record = load_record()
     assert sorted(record["scenarios"]) == SCENARIOS, (
-        "the scenarios changed; record again: .tools/venv/bin/python tests/deploy/test_upgrade_safety.py --record")
+        "the scenarios changed; record again: "
+        ".tools/venv/bin/python tests/deploy/test_upgrade_safety.py --record")
     assert record["release"] == RELEASE and isinstance(record["chart_major"], int)
     assert major(chart_version()) >= record["chart_major"], "Chart.yaml's major version went down"
 
@@ -217,21 +222,36 @@ def test_diagnostic_mode_runs_idle_without_probes_and_changes_nothing_else(scena
     assert immutable_fields(diag) == immutable_fields(normal), "diagnostic mode must be an allowed upgrade"
 
 
+@pytest.mark.parametrize("version", KUBE_VERSIONS)
+def test_the_diagnostic_mode_render_matches_the_kubernetes_schemas(version, tmp_path):
+    manifest = tmp_path / "chart-diagnostic-mode.yaml"
+    manifest.write_text(helm_template_text("default", "--set", "diagnosticMode.enabled=true"))
+    assert kubernetes_validate(version, manifest) == []
+
+
 def test_the_chart_lints_in_diagnostic_mode():
     subprocess.run([HELM, "lint", "--strict", str(CHART), "--set", "diagnosticMode.enabled=true"],
-                   check=True, capture_output=True, text=True)
+                   check=True, capture_output=True, text=True, timeout=120)
+
+
+def install_notes(*args: str) -> str:
+    out = subprocess.run([HELM, "install", RELEASE, str(CHART), "--dry-run=client", "--namespace",
+                          NAMESPACE, *args], check=True, capture_output=True, text=True, timeout=120).stdout
+    return out.split("NOTES:", 1)[1]
 
 
 def test_diagnostic_mode_notes_say_how_to_repair_and_how_to_leave():
-    notes = subprocess.run([HELM, "install", RELEASE, str(CHART), "--dry-run=client", "--namespace",
-                            NAMESPACE, "--set", "diagnosticMode.enabled=true"],
-                           check=True, capture_output=True, text=True).stdout.split("NOTES:", 1)[1]
+    notes = install_notes("--set", "diagnosticMode.enabled=true")
     assert "DIAGNOSTIC MODE" in notes
     assert f"exec {RELEASE}-N -- moscow-time count" in notes
     assert f"exec {RELEASE}-N -- moscow-time set-count --force " in notes
     assert "--set diagnosticMode.enabled=false" in notes and "helm upgrade" in notes
-    normal = subprocess.run([HELM, "install", RELEASE, str(CHART), "--dry-run=client", "--namespace",
-                             NAMESPACE], check=True, capture_output=True, text=True).stdout
+    diag = ("--set", "diagnosticMode.enabled=true")
+    on_delete = install_notes("-f", str(CHART / "ci" / "ondelete-values.yaml"), *diag)
+    assert f"delete pod {RELEASE}-0" in on_delete, "with OnDelete the notes must say to delete the pods"
+    canary = install_notes(*diag, "--set", "updateStrategy.rollingUpdate.partition=2")
+    assert "only pods with an ordinal >= 2 run in diagnostic mode" in canary
+    normal = install_notes()
     assert "DIAGNOSTIC MODE" not in normal and "diagnosticMode.enabled=true" in normal
 
 
@@ -249,7 +269,7 @@ def test_data_source_restores_every_new_claim_and_is_off_by_default():
 
 def test_a_data_source_without_kind_and_name_is_refused():
     result = subprocess.run([HELM, "template", RELEASE, str(CHART), "--set",
-                             "persistence.dataSource.name=snap"], capture_output=True, text=True)
+                             "persistence.dataSource.name=snap"], capture_output=True, text=True, timeout=120)
     assert result.returncode != 0 and "missing property 'kind'" in result.stderr
 
 
