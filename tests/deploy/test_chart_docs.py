@@ -81,7 +81,8 @@ def test_chart_yaml_declares_the_versions():
     assert SEMVER.fullmatch(str(chart["version"])), f"chart version {chart['version']!r} is not SemVer"
     assert chart["appVersion"] == crate_version(), "appVersion (the default image tag) is not the crate's version"
     assert chart["kubeVersion"] == ">=1.25.0-0"
-    assert VALUES["image"] == {"repository": "moscow-time", "tag": "", "digest": "", "pullPolicy": "IfNotPresent"}
+    assert VALUES["image"] == {"registry": "", "repository": "moscow-time", "tag": "", "digest": "",
+                               "pullPolicy": "IfNotPresent"}
 
 
 def test_the_chart_has_its_ci_scenarios_and_helm_tests():

@@ -79,14 +79,20 @@ Name of the headless Service (StatefulSet serviceName, PEERS_DNS).
 {{- end }}
 
 {{/*
-An image reference from {repository, tag, digest}; $ is the root context for the appVersion.
+An image reference from {registry, repository, tag, digest}, composed like bitnami's
+common.images.image: [registry/]repository, then @digest when a digest is set (the tag is then
+ignored: a digest pins the exact image), else :tag, defaulting to .default (the appVersion).
 Usage: include "moscow-time.imageRef" (dict "image" .Values.image "default" .Chart.AppVersion)
 */}}
 {{- define "moscow-time.imageRef" -}}
+{{- $name := .image.repository }}
+{{- with .image.registry }}
+{{- $name = printf "%s/%s" . $name }}
+{{- end }}
 {{- if .image.digest }}
-{{- printf "%s@%s" .image.repository .image.digest }}
+{{- printf "%s@%s" $name .image.digest }}
 {{- else }}
-{{- printf "%s:%s" .image.repository (toString (default .default .image.tag)) }}
+{{- printf "%s:%s" $name (toString (default .default .image.tag)) }}
 {{- end }}
 {{- end }}
 
