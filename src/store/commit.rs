@@ -307,10 +307,31 @@ fn probe(store: &Store, shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{FaultHook, Step};
     use std::collections::HashSet;
+    use std::io;
+    use std::path::Path;
+    use std::sync::Condvar;
 
-    fn committer(dir: &std::path::Path, max_batch: usize) -> Committer {
-        let (store, count) = Store::open(dir, Duration::from_secs(5)).unwrap();
+    /// The longest any test waits for an answer or a signal. A writer that
+    /// stopped answering fails its test after this long, saying so, instead
+    /// of hanging the suite.
+    const PATIENCE: Duration = Duration::from_secs(5);
+
+    /// Awaits `answer`, failing the test if it does not come within
+    /// [`PATIENCE`].
+    async fn within<T>(answer: impl Future<Output = T>) -> T {
+        tokio::time::timeout(PATIENCE, answer)
+            .await
+            .unwrap_or_else(|_| panic!("no answer within {PATIENCE:?}: the visit writer is stuck"))
+    }
+
+    fn committer(dir: &Path, max_batch: usize) -> Committer {
+        committer_with(dir, max_batch, None)
+    }
+
+    fn committer_with(dir: &Path, max_batch: usize, fault: Option<FaultHook>) -> Committer {
+        let (store, count) = Store::open_with_fault(dir, Duration::from_secs(5), fault).unwrap();
         Committer::start(
             store,
             count,
@@ -322,6 +343,98 @@ mod tests {
         )
     }
 
+    /// Queues one visit on the writer's channel, as
+    /// [`Committer::record_visit`] does, and returns its pending answer, so
+    /// that a test knows exactly which visits wait in the queue.
+    fn enqueue(c: &Committer) -> impl Future<Output = Result<u64, VisitError>> + use<> {
+        let (reply, answer) = oneshot::channel();
+        c.tx.send(Message::Visit(reply)).unwrap();
+        async move { answer.await.unwrap_or(Err(VisitError::ShuttingDown)) }
+    }
+
+    fn visits_file(dir: &Path) -> String {
+        std::fs::read_to_string(dir.join(crate::store::VISITS_FILE)).unwrap()
+    }
+
+    /// Holds every durable write (after its lock) until opened, so a test
+    /// can fill the queue behind a write in flight.
+    #[derive(Default)]
+    struct Gate {
+        state: Mutex<GateState>,
+        changed: Condvar,
+    }
+
+    #[derive(Default)]
+    struct GateState {
+        writes_held: usize,
+        open: bool,
+    }
+
+    impl Gate {
+        fn hook(self: &Arc<Self>) -> FaultHook {
+            let gate = Arc::clone(self);
+            Arc::new(move |step| {
+                if step == Step::Locked {
+                    gate.hold();
+                }
+                Ok(())
+            })
+        }
+
+        fn hold(&self) {
+            let mut state = self.state.lock().unwrap();
+            state.writes_held += 1;
+            self.changed.notify_all();
+            let (state, _) = self
+                .changed
+                .wait_timeout_while(state, PATIENCE, |s| !s.open)
+                .unwrap();
+            assert!(state.open, "the gate stayed shut for {PATIENCE:?}");
+        }
+
+        /// Blocks until the writer is held inside its first write.
+        fn wait_for_a_held_write(&self) {
+            let state = self.state.lock().unwrap();
+            let (state, _) = self
+                .changed
+                .wait_timeout_while(state, PATIENCE, |s| s.writes_held == 0)
+                .unwrap();
+            assert!(
+                state.writes_held > 0,
+                "no write started within {PATIENCE:?}"
+            );
+        }
+
+        fn open(&self) {
+            self.state.lock().unwrap().open = true;
+            self.changed.notify_all();
+        }
+    }
+
+    /// Collects what `f` logs on this thread, one string per line.
+    fn log_lines_of(f: impl FnOnce()) -> Vec<String> {
+        #[derive(Clone)]
+        struct Buffer(Arc<Mutex<Vec<u8>>>);
+        impl io::Write for Buffer {
+            fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let buffer = Buffer(Arc::default());
+        let writer = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text.lines().map(String::from).collect()
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_visits_get_distinct_gapless_numbers_in_fewer_writes() {
         let tmp = tempfile::tempdir().unwrap();
@@ -329,12 +442,12 @@ mod tests {
         let tasks: Vec<_> = (0..500)
             .map(|_| {
                 let c = Arc::clone(&c);
-                tokio::spawn(async move { c.record_visit().await.unwrap() })
+                tokio::spawn(async move { within(c.record_visit()).await.unwrap() })
             })
             .collect();
         let mut numbers = HashSet::new();
         for t in tasks {
-            assert!(numbers.insert(t.await.unwrap()));
+            assert!(numbers.insert(within(t).await.unwrap()));
         }
         assert_eq!(numbers, (1..=500).collect::<HashSet<u64>>());
         assert_eq!(
@@ -342,6 +455,7 @@ mod tests {
             "500\n"
         );
         assert_eq!(c.count(), 500);
+        assert_eq!(c.shared.metrics.visits_total.get(), 500);
         let writes = c.shared.metrics.persist_batch_size.get_sample_count();
         assert!(
             writes < 500,
@@ -354,7 +468,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let c = committer(tmp.path(), 1);
         for expected in 1..=5 {
-            assert_eq!(c.record_visit().await.unwrap(), expected);
+            assert_eq!(within(c.record_visit()).await.unwrap(), expected);
         }
         assert_eq!(c.shared.metrics.persist_batch_size.get_sample_count(), 5);
     }
@@ -363,10 +477,10 @@ mod tests {
     async fn stopping_persists_queued_visits_and_refuses_later_ones() {
         let tmp = tempfile::tempdir().unwrap();
         let c = committer(tmp.path(), 64);
-        assert_eq!(c.record_visit().await.unwrap(), 1);
+        assert_eq!(within(c.record_visit()).await.unwrap(), 1);
         c.stop();
         assert!(matches!(
-            c.record_visit().await,
+            within(c.record_visit()).await,
             Err(VisitError::ShuttingDown)
         ));
         assert!(matches!(c.health(), Health::NotReady(_)));
@@ -406,7 +520,151 @@ mod tests {
             Health::NotReady(reason) => assert!(reason.contains("in flight"), "{reason}"),
             Health::Ready => panic!("a write stalled for 400 ms still reads as ready"),
         }
-        assert_eq!(visit.await.unwrap().unwrap(), 1);
+        assert_eq!(within(visit).await.unwrap().unwrap(), 1);
         assert_eq!(c.health(), Health::Ready);
+    }
+
+    /// Twenty visits wait behind a write in flight; with `max_batch` 4 they
+    /// must go out as five writes of four, never as fewer, larger ones.
+    #[tokio::test]
+    async fn a_write_never_takes_more_than_max_batch_visits() {
+        let tmp = tempfile::tempdir().unwrap();
+        let gate = Arc::new(Gate::default());
+        let c = committer_with(tmp.path(), 4, Some(gate.hook()));
+        let first = enqueue(&c);
+        gate.wait_for_a_held_write();
+        let queued: Vec<_> = (0..20).map(|_| enqueue(&c)).collect();
+        gate.open();
+        assert_eq!(within(first).await.unwrap(), 1);
+        for (expected, answer) in (2..).zip(queued) {
+            assert_eq!(within(answer).await.unwrap(), expected);
+        }
+        let sizes = &c.shared.metrics.persist_batch_size;
+        assert_eq!(
+            (sizes.get_sample_count(), sizes.get_sample_sum()),
+            (6, 21.0),
+            "21 visits, at most 4 per write: one write of 1, then five of 4"
+        );
+        assert_eq!(visits_file(tmp.path()), "21\n");
+    }
+
+    #[tokio::test]
+    async fn visits_queued_behind_the_stop_are_refused_and_those_before_it_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let gate = Arc::new(Gate::default());
+        let c = committer_with(tmp.path(), 64, Some(gate.hook()));
+        let first = enqueue(&c);
+        gate.wait_for_a_held_write();
+        let before_stop = enqueue(&c);
+        c.tx.send(Message::Stop).unwrap();
+        let behind_stop = enqueue(&c);
+        gate.open();
+        assert_eq!(within(first).await.unwrap(), 1);
+        assert_eq!(within(before_stop).await.unwrap(), 2);
+        let refused = within(behind_stop).await;
+        assert!(
+            matches!(refused, Err(VisitError::ShuttingDown)),
+            "a visit queued behind the stop got {refused:?}"
+        );
+        assert_eq!(visits_file(tmp.path()), "2\n");
+    }
+
+    /// Dropping the committer is a stop: it returns only once every visit
+    /// queued before it is persisted. Each write is slowed so that a drop
+    /// that does not wait would see the file still behind.
+    #[tokio::test]
+    async fn dropping_the_committer_persists_the_queued_visits_before_returning() {
+        let tmp = tempfile::tempdir().unwrap();
+        let slow: FaultHook = Arc::new(|step| {
+            if step == Step::Locked {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Ok(())
+        });
+        let c = committer_with(tmp.path(), 1, Some(slow));
+        let queued: Vec<_> = (0..4).map(|_| enqueue(&c)).collect();
+        drop(c);
+        assert_eq!(
+            visits_file(tmp.path()),
+            "4\n",
+            "the drop returned before the queued visits were persisted"
+        );
+        for (expected, answer) in (1..).zip(queued) {
+            assert_eq!(within(answer).await.unwrap(), expected);
+        }
+    }
+
+    #[test]
+    fn a_recovery_is_logged_once_not_on_every_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = committer(tmp.path(), 64);
+        let shared = &c.shared;
+        let failure = StoreError::Missing(tmp.path().to_path_buf());
+        let lines = log_lines_of(|| {
+            shared.set_healthy();
+            shared.set_failed(&failure);
+            assert!(
+                matches!(c.health(), Health::NotReady(ref r) if r.contains("does not exist")),
+                "{:?}",
+                c.health()
+            );
+            shared.set_healthy();
+            shared.set_healthy();
+        });
+        let recoveries = lines.iter().filter(|l| l.contains("succeed again")).count();
+        assert_eq!(recoveries, 1, "{lines:#?}");
+        assert_eq!(c.health(), Health::Ready);
+        assert!(shared.failure.read().unwrap().is_none());
+    }
+
+    /// A failed write refuses its batch and turns readiness off; with no
+    /// visit at all afterwards, the idle writer's probe turns it back on.
+    #[tokio::test]
+    async fn a_failed_write_is_refused_and_an_idle_probe_restores_readiness() {
+        let tmp = tempfile::tempdir().unwrap();
+        let failing = Arc::new(AtomicBool::new(true));
+        let hook: FaultHook = Arc::new({
+            let failing = Arc::clone(&failing);
+            move |step| match step {
+                Step::Locked if failing.load(Ordering::Acquire) => {
+                    Err(io::Error::other("injected: the disk is gone"))
+                }
+                _ => Ok(()),
+            }
+        });
+        let c = committer_with(tmp.path(), 64, Some(hook));
+        let refused = within(c.record_visit()).await;
+        assert!(
+            matches!(refused, Err(VisitError::NotRecorded(_))),
+            "{refused:?}"
+        );
+        assert!(
+            matches!(c.health(), Health::NotReady(ref r) if r.contains("injected")),
+            "{:?}",
+            c.health()
+        );
+        assert_eq!(c.shared.metrics.persist_errors.get(), 1);
+        failing.store(false, Ordering::Release);
+        within(async {
+            while c.health() != Health::Ready {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        assert_eq!(visits_file(tmp.path()), "0\n");
+        assert_eq!(within(c.record_visit()).await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn the_count_and_its_metric_follow_a_file_moved_on_by_another_process() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(crate::store::VISITS_FILE), "3\n").unwrap();
+        let c = committer(tmp.path(), 64);
+        assert_eq!(c.shared.metrics.visits_total.get(), 3);
+        let other = Store::at(tmp.path(), Duration::from_secs(5)).unwrap();
+        assert_eq!(other.add(10).unwrap(), 13);
+        assert_eq!(within(c.record_visit()).await.unwrap(), 14);
+        assert_eq!(c.count(), 14);
+        assert_eq!(c.shared.metrics.visits_total.get(), 14);
     }
 }

@@ -134,6 +134,31 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_minus_sign_is_not_a_number_rather_than_negative() {
+        for bad in [&b"-\n"[..], b"-"] {
+            assert!(
+                matches!(parse(bad), Err(FormatError::NotANumber { .. })),
+                "{bad:?} gave {:?}",
+                parse(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn the_length_bound_is_exact_at_the_longest_valid_file() {
+        let longest = render(u64::MAX);
+        assert_eq!(longest.len() as u64, MAX_FILE_LEN);
+        assert_eq!(parse(longest.as_bytes()), Ok(u64::MAX));
+        let one_more = format!("{}\n", "0".repeat(MAX_FILE_LEN as usize));
+        assert_eq!(
+            parse(one_more.as_bytes()),
+            Err(FormatError::TooLong {
+                len: MAX_FILE_LEN + 1
+            })
+        );
+    }
+
+    #[test]
     fn one_more_than_the_largest_count_is_an_overflow() {
         assert!(matches!(
             parse(b"18446744073709551616\n"),

@@ -376,6 +376,9 @@ impl Store {
         let mut pause = Duration::from_micros(100);
         let contended = fs2::lock_contended_error().raw_os_error();
         loop {
+            // Lets the back-off test count attempts instead of timing them.
+            #[cfg(test)]
+            tests::LOCK_ATTEMPTS.with(|n| n.set(n.get() + 1));
             match fs2::FileExt::try_lock_exclusive(&file) {
                 Ok(()) => break,
                 Err(e) if e.raw_os_error() == contended => {
@@ -448,9 +451,15 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::cell::Cell;
     use std::sync::Mutex;
 
     const TIMEOUT: Duration = Duration::from_secs(5);
+
+    thread_local! {
+        /// Lock attempts made by [`Store::with_lock`] on this thread.
+        pub(super) static LOCK_ATTEMPTS: Cell<u64> = const { Cell::new(0) };
+    }
 
     fn read(dir: &Path) -> String {
         fs::read_to_string(dir.join(VISITS_FILE)).unwrap()
@@ -557,6 +566,138 @@ mod tests {
         fs2::FileExt::unlock(&holder).unwrap();
         assert_eq!(read(tmp.path()), "2\n");
         assert_eq!(store.add(1).unwrap(), 3);
+    }
+
+    #[test]
+    fn an_unopenable_visits_file_refuses_to_start_and_is_left_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(VISITS_FILE);
+        // A symlink loop cannot be opened, not even by root.
+        std::os::unix::fs::symlink(VISITS_FILE, &path).unwrap();
+        let err = Store::open(tmp.path(), TIMEOUT).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Io { action: "open", .. }),
+            "{err}"
+        );
+        assert_eq!(fs::read_link(&path).unwrap(), Path::new(VISITS_FILE));
+        let at = Store::at(tmp.path(), TIMEOUT).unwrap();
+        assert!(
+            at.read_count().is_err(),
+            "an unopenable file read as a count"
+        );
+    }
+
+    #[test]
+    fn an_unreadable_visits_file_refuses_to_start_and_stays_byte_for_byte() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(VISITS_FILE);
+        fs::write(&path, "41\n").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o000)).unwrap();
+        if File::open(&path).is_ok() {
+            eprintln!("skipped: this user (root) can open a file with mode 000");
+            return;
+        }
+        let err = Store::open(tmp.path(), TIMEOUT).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Io { action: "open", .. }),
+            "{err}"
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(read(tmp.path()), "41\n");
+    }
+
+    #[test]
+    fn a_data_folder_that_cannot_be_inspected_is_reported_not_created() {
+        let tmp = tempfile::tempdir().unwrap();
+        let plain = tmp.path().join("plain");
+        fs::write(&plain, "x").unwrap();
+        let below = plain.join("data");
+        let errors = [
+            Store::open(&below, TIMEOUT).unwrap_err(),
+            Store::at(&below, TIMEOUT).unwrap_err(),
+        ];
+        for err in errors {
+            let action = match &err {
+                StoreError::Io { action, .. } => *action,
+                _ => "",
+            };
+            assert_eq!(action, "inspect the data directory", "{err}");
+        }
+        assert_eq!(fs::read(&plain).unwrap(), b"x");
+    }
+
+    #[test]
+    fn a_missing_folder_is_missing_for_the_operator_commands() {
+        let tmp = tempfile::tempdir().unwrap();
+        let absent = tmp.path().join("absent");
+        let err = Store::at(&absent, TIMEOUT).unwrap_err();
+        assert!(matches!(err, StoreError::Missing(_)), "{err}");
+        let file = tmp.path().join("plain");
+        fs::write(&file, "x").unwrap();
+        let err = Store::at(&file, TIMEOUT).unwrap_err();
+        assert!(matches!(err, StoreError::NotADirectory(_)), "{err}");
+        assert!(!absent.exists(), "Store::at created the folder");
+    }
+
+    /// `visits` is read through a bounded reader: a file one byte longer
+    /// than the longest count must be refused even when its first bytes
+    /// are a valid count, and the longest count itself accepted.
+    #[test]
+    fn the_length_bound_of_the_visits_file_is_exact() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(VISITS_FILE);
+        let longest = format::render(u64::MAX);
+        fs::write(&path, &longest).unwrap();
+        let (_, count) = Store::open(tmp.path(), TIMEOUT).unwrap();
+        assert_eq!(count, u64::MAX);
+
+        for extra in [&b"7"[..], b"\n", &[b'1'; 10_000]] {
+            let content = [longest.as_bytes(), extra].concat();
+            fs::write(&path, &content).unwrap();
+            match Store::open(tmp.path(), TIMEOUT).unwrap_err() {
+                StoreError::Corrupt {
+                    problem: FormatError::TooLong { len },
+                    ..
+                } => assert_eq!(len, content.len() as u64),
+                other => panic!("{} bytes: {other}", content.len()),
+            }
+            assert_eq!(fs::read(&path).unwrap(), content);
+        }
+    }
+
+    #[test]
+    fn a_lock_released_within_the_timeout_is_waited_for() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(tmp.path(), TIMEOUT).unwrap();
+        let holder = File::create(tmp.path().join(LOCK_FILE)).unwrap();
+        fs2::FileExt::lock_exclusive(&holder).unwrap();
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            fs2::FileExt::unlock(&holder).unwrap();
+        });
+        assert_eq!(store.add(1).unwrap(), 1);
+        release.join().unwrap();
+    }
+
+    /// A waiting writer sleeps between attempts, doubling the pause up to
+    /// 5 ms: over a 500 ms wait that is about a hundred attempts, where a
+    /// spinning one makes many thousands. Counted, not timed.
+    #[test]
+    fn waiting_for_a_held_lock_backs_off_instead_of_spinning() {
+        let tmp = tempfile::tempdir().unwrap();
+        let wait = Duration::from_millis(500);
+        let (store, _) = Store::open(tmp.path(), wait).unwrap();
+        let holder = File::create(tmp.path().join(LOCK_FILE)).unwrap();
+        fs2::FileExt::lock_exclusive(&holder).unwrap();
+        LOCK_ATTEMPTS.with(|n| n.set(0));
+        let err = store.add(1).unwrap_err();
+        assert!(matches!(err, StoreError::LockTimeout { .. }), "{err}");
+        let attempts = LOCK_ATTEMPTS.with(Cell::get);
+        let most = 10 + (wait.as_millis() / 5) as u64;
+        assert!(
+            (10..=most).contains(&attempts),
+            "{attempts} lock attempts in {wait:?}, expected 10 to {most}"
+        );
     }
 
     /// Interrupts a write after each step in turn and checks that `visits`
