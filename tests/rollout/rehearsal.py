@@ -26,6 +26,7 @@ import urllib.request
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 HERE = Path(__file__).resolve().parent
 WRK_SCRIPT = HERE / "record.lua"
@@ -296,6 +297,18 @@ class Outcome:
                 f"{self.page_views} page views answered 200")
 
 
+def _stands_still(value: Callable[[], int], seconds: float) -> Callable[[], bool]:
+    """A condition that holds once value() has not changed for `seconds`."""
+    last = {"value": None, "since": time.monotonic()}
+
+    def check() -> bool:
+        now, current = time.monotonic(), value()
+        if current != last["value"]:
+            last.update(value=current, since=now)
+        return now - last["since"] >= seconds
+    return check
+
+
 class Load:
     """wrk on GET / through the balancer: keep-alive connections, every answer recorded."""
 
@@ -318,10 +331,16 @@ class Load:
                 env=env, stdout=log, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
 
-    def stop(self) -> Outcome:
-        """Winds down to GET /healthz, stops wrk once no visit is in flight, returns what it saw."""
+    def stop(self, visits_counted: Callable[[], int]) -> Outcome:
+        """Winds down to GET /healthz, stops wrk once no visit is in flight, returns what it saw.
+
+        No GET / starts after the wind-down; one still in flight (a slow fsync on a busy disk)
+        moves the count when it completes. So wrk is stopped once `visits_counted()` (the sum of
+        the `visits` files) has stood still for a while, and only then."""
         self.stop_file.touch()
-        time.sleep(1.0)
+        wait_until(_stands_still(visits_counted, seconds=1.5), 30, "the visits files to stand still",
+                   interval=0.25)
+        time.sleep(0.25)            # the answer of the last visit is on its way
         self.seconds = time.monotonic() - self.started
         self.process.send_signal(signal.SIGINT)
         try:

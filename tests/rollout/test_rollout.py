@@ -85,7 +85,7 @@ class Rehearsal:
         time.sleep(2)                 # steady state first
         action()
         time.sleep(2)                 # and again after
-        outcome = self.load.stop()
+        outcome = self.load.stop(lambda: sum(self.visits_on_disk().values()))
         stop_all(self.everyone, self.exit_timeout())
         return outcome
 
