@@ -234,7 +234,8 @@ class Prometheus:
 
 def scrape_config(scrape: Scrape, pods: list[Instance], rules: Path) -> dict:
     """The Prometheus configuration prometheus-operator would generate for the ServiceMonitor,
-    with the pods as static targets carrying the labels the operator sets."""
+    with the pods as static targets carrying the labels the operator sets. The rule evaluation
+    interval belongs to the Prometheus server, not the chart: here it is the scrape interval."""
     return {
         "global": {"scrape_interval": scrape.interval, "scrape_timeout": scrape.timeout,
                    "evaluation_interval": scrape.interval},
