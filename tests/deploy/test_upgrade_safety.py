@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import copy
 import json
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -24,6 +26,7 @@ import yaml
 
 from conftest import (CHART, HELM, KUBE_VERSIONS, NAMESPACE, RELEASE, SCENARIOS, main_container,
                       render, the_statefulset)
+from test_contract import BIN, free_port, get, pod_environment
 from validators import kubernetes_validate
 
 RECORD = Path(__file__).with_name("immutable-fields.json")
@@ -227,6 +230,49 @@ def test_the_diagnostic_mode_render_matches_the_kubernetes_schemas(version, tmp_
     manifest = tmp_path / "chart-diagnostic-mode.yaml"
     manifest.write_text(helm_template_text("default", "--set", "diagnosticMode.enabled=true"))
     assert kubernetes_validate(version, manifest) == []
+
+
+def test_the_repair_commands_work_with_the_diagnostic_pods_environment(tmp_path):
+    # What `kubectl exec <pod> -- moscow-time count` and `set-count --force` do in a pod in
+    # diagnostic mode: the rendered env (DATA_DIR, CONFIG_FILE, ...) and no arguments of their own.
+    if not BIN.exists():
+        pytest.fail(f"{BIN} is missing: build it (cargo build) or set MOSCOW_TIME_BIN")
+    docs = helm_template("default", "--set", "diagnosticMode.enabled=true")
+    port = free_port()
+    env, argv, facts = pod_environment(docs, tmp_path, port)
+    assert argv[1:] == ["idle"]
+    visits = tmp_path / "data" / "visits"
+    visits.write_bytes(b"12abc\n")
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(BIN), *args], env=env, cwd=tmp_path, capture_output=True,
+                              text=True, timeout=30)
+
+    idle = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        time.sleep(1)
+        assert idle.poll() is None, f"idle exited {idle.returncode}: {idle.stdout.read()}"
+        with pytest.raises(OSError):
+            get(port, "/healthz", timeout=1)  # nothing serves in diagnostic mode
+        counted = run("count")
+        assert counted.returncode != 0 and "corrupt" in counted.stderr + counted.stdout
+        assert visits.read_bytes() == b"12abc\n", "count changed the corrupt file"
+        repaired = run("set-count", "--force", "41")
+        assert repaired.returncode == 0, repaired.stderr
+        assert "41" in repaired.stdout
+        assert run("count").stdout == "41\n"
+        kept = list((tmp_path / "data").glob("visits.corrupt-*"))
+        assert len(kept) == 1 and kept[0].read_bytes() == b"12abc\n"
+    finally:
+        idle.send_signal(signal.SIGTERM)
+        try:
+            rc = idle.wait(timeout=facts["shutdown"] + 5)
+        except subprocess.TimeoutExpired:
+            idle.kill()
+            idle.wait()
+            raise
+    assert rc == 0, f"idle exited {rc} on SIGTERM"
 
 
 def test_the_chart_lints_in_diagnostic_mode():
