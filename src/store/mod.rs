@@ -700,6 +700,90 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_store_names_its_folder_and_file() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(tmp.path(), TIMEOUT).unwrap();
+        assert_eq!(store.dir(), tmp.path());
+        assert_eq!(store.visits_path(), tmp.path().join(VISITS_FILE));
+        let debug = format!("{store:?}");
+        assert!(debug.contains(&tmp.path().display().to_string()), "{debug}");
+    }
+
+    #[test]
+    fn setting_the_count_raises_freely_and_lowers_only_with_force() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(tmp.path(), TIMEOUT).unwrap();
+        store.add(5).unwrap();
+        let raised = store.set(8, false).unwrap();
+        assert_eq!(
+            raised,
+            SetOutcome {
+                previous: Some(5),
+                kept: None
+            }
+        );
+        let same = store.set(8, false).unwrap();
+        assert_eq!(same.previous, Some(8), "the same count needs no force");
+        let err = store.set(3, false).unwrap_err();
+        assert!(matches!(err, StoreError::NeedsForce { .. }), "{err}");
+        assert_eq!(read(tmp.path()), "8\n");
+        assert_eq!(store.set(3, true).unwrap().previous, Some(8));
+        assert_eq!(read(tmp.path()), "3\n");
+    }
+
+    #[test]
+    fn a_corrupt_file_is_replaced_only_with_force_and_kept_beside_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(VISITS_FILE);
+        fs::write(&path, "garbage\n").unwrap();
+        let store = Store::at(tmp.path(), TIMEOUT).unwrap();
+        let err = store.set(7, false).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+        assert_eq!(fs::read(&path).unwrap(), b"garbage\n");
+        let outcome = store.set(7, true).unwrap();
+        assert_eq!(outcome.previous, None);
+        let kept = outcome.kept.expect("the corrupt file was not kept");
+        assert_eq!(kept.parent(), Some(tmp.path()));
+        assert!(
+            kept.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(CORRUPT_PREFIX),
+            "{}",
+            kept.display()
+        );
+        assert_eq!(fs::read(&kept).unwrap(), b"garbage\n");
+        assert_eq!(read(tmp.path()), "7\n");
+    }
+
+    /// Two copies kept within one millisecond must not overwrite each
+    /// other. Every name the next three seconds could stamp is taken
+    /// beforehand, so the copy must take the first free suffix.
+    #[test]
+    fn a_kept_corrupt_copy_never_overwrites_an_earlier_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        fs::write(tmp.path().join(VISITS_FILE), "oops\n").unwrap();
+        let now = chrono::Utc::now();
+        let earlier: Vec<PathBuf> = (0..3000)
+            .map(|ms| {
+                let stamp =
+                    (now + chrono::TimeDelta::milliseconds(ms)).format("%Y%m%dT%H%M%S%.3fZ");
+                let path = tmp.path().join(format!("{CORRUPT_PREFIX}{stamp}"));
+                fs::write(&path, "earlier\n").unwrap();
+                path
+            })
+            .collect();
+        let store = Store::at(tmp.path(), TIMEOUT).unwrap();
+        let kept = store.set(1, true).unwrap().kept.unwrap();
+        let name = kept.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.ends_with("-1"), "{name}");
+        assert_eq!(fs::read(&kept).unwrap(), b"oops\n");
+        for path in earlier {
+            assert_eq!(fs::read(&path).unwrap(), b"earlier\n", "{}", path.display());
+        }
+    }
+
     /// Interrupts a write after each step in turn and checks that `visits`
     /// always holds either the old or the new count, never anything else,
     /// and that a restart cleans up and goes on from what is on disk.
