@@ -91,8 +91,8 @@ def explain(scenario: str, sts_name: str, field: str, old, new, recorded_major: 
         f"  rendered now (chart {version}): {show(new)}\n"
         f"Either keep the recorded value, or make this a breaking release: raise the major version "
         f"in Chart.yaml past {recorded_major}, record again with "
-        f"`.tools/venv/bin/python tests/deploy/test_upgrade_safety.py --record`, and tell users to "
-        f"run before upgrading:\n"
+        f"`.tools/venv/bin/python tests/deploy/test_upgrade_safety.py --record`, and tell users "
+        f"(CHANGELOG.md) to run before upgrading:\n"
         f"  kubectl delete statefulset {sts_name} --cascade=orphan   # pods and PVCs stay\n"
         f"  helm upgrade <release> helm/moscow-time ...   # a new StatefulSet, which adopts them\n"
     )
@@ -138,6 +138,14 @@ def test_the_record_covers_exactly_the_ci_scenarios():
         ".tools/venv/bin/python tests/deploy/test_upgrade_safety.py --record")
     assert record["release"] == RELEASE and isinstance(record["chart_major"], int)
     assert major(chart_version()) >= record["chart_major"], "Chart.yaml's major version went down"
+
+
+def test_the_record_is_for_the_charts_major_version():
+    # After a major version raise the record must be taken again, or the new major goes unguarded.
+    recorded, now = load_record()["chart_major"], major(chart_version())
+    assert recorded == now, (
+        f"Chart.yaml is at major version {now}, the record of immutable fields at {recorded}: record "
+        "again with .tools/venv/bin/python tests/deploy/test_upgrade_safety.py --record")
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)
