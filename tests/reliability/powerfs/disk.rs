@@ -11,11 +11,13 @@
 //! looked at in several ways ([`CutKind`]): everything not durable lost; all
 //! metadata kept (entry changes and truncates) but unsynced writes lost, which
 //! is how a file renamed before its data was synced comes back empty after
-//! a crash; and seeded random mixes, where each folder keeps a random
-//! prefix of its unsynced entry changes (journaled metadata stays in order)
-//! and each file keeps a random subset of its unsynced data changes. A new
-//! folder's own entry is a change of its parent, so a folder made and never
-//! fsynced into its parent can vanish with everything in it.
+//! a crash; only each folder's newest unsynced entry change kept (nothing
+//! orders metadata changes but a folder fsync between them); and seeded
+//! random mixes, where each folder keeps a random subset of its unsynced
+//! entry changes and each file a random subset of its unsynced data
+//! changes (kept changes apply in their order; a rename is one change). A
+//! new folder's own entry is a change of its parent, so a folder made and
+//! never fsynced into its parent can vanish with everything in it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -52,6 +54,9 @@ pub enum CutKind {
     EverythingUnsyncedLost,
     /// Every entry change and truncate survives; unsynced writes do not.
     MetadataKeptDataLost,
+    /// Each folder keeps only its newest unsynced entry change (metadata
+    /// written out of order); unsynced data is lost.
+    NewestEntryChangeOnly,
     /// A seeded random part of what was not fsynced survives.
     RandomMix(u64),
 }
@@ -61,6 +66,9 @@ impl fmt::Display for CutKind {
         match self {
             CutKind::EverythingUnsyncedLost => write!(f, "everything unsynced lost"),
             CutKind::MetadataKeptDataLost => write!(f, "metadata kept, unsynced data lost"),
+            CutKind::NewestEntryChangeOnly => {
+                write!(f, "only each folder's newest entry change kept")
+            }
             CutKind::RandomMix(seed) => write!(f, "random mix {seed:#018x}"),
         }
     }
@@ -113,6 +121,7 @@ pub fn for_each_cut(
         let kinds = [
             CutKind::EverythingUnsyncedLost,
             CutKind::MetadataKeptDataLost,
+            CutKind::NewestEntryChangeOnly,
         ]
         .into_iter()
         .chain(mixes);
@@ -287,12 +296,17 @@ impl Disk {
         image: &mut Image,
     ) {
         let state = &self.folders[&folder];
-        let kept = match (kind, mix.as_mut()) {
-            (CutKind::EverythingUnsyncedLost, _) => 0,
-            (_, Some(mix)) => mix.below(state.pending.len() as u64 + 1) as usize,
-            _ => state.pending.len(),
-        };
-        for (name, ino) in replay_entries(&state.synced, state.pending[..kept].iter()) {
+        let newest = state.pending.len().saturating_sub(1);
+        let kept: Vec<&EntryChange> = (state.pending.iter().enumerate())
+            .filter(|(i, _)| match (kind, mix.as_mut()) {
+                (CutKind::MetadataKeptDataLost, _) => true,
+                (CutKind::NewestEntryChangeOnly, _) => *i == newest,
+                (CutKind::RandomMix(_), Some(mix)) => mix.next() % 2 == 0,
+                _ => false,
+            })
+            .map(|(_, change)| change)
+            .collect();
+        for (name, ino) in replay_entries(&state.synced, kept.into_iter()) {
             let path = format!("{prefix}{name}");
             if self.folders.contains_key(&ino) {
                 let prefix = format!("{path}/");
@@ -305,9 +319,9 @@ impl Disk {
                 .pending
                 .iter()
                 .filter(|change| match (kind, mix.as_mut()) {
-                    (CutKind::EverythingUnsyncedLost, _) => false,
-                    (_, Some(mix)) => mix.next() % 2 == 0,
-                    _ => matches!(change, DataChange::SetLen(_)),
+                    (CutKind::MetadataKeptDataLost, _) => matches!(change, DataChange::SetLen(_)),
+                    (CutKind::RandomMix(_), Some(mix)) => mix.next() % 2 == 0,
+                    _ => false,
                 });
             image.insert(path, replay_data(&file.synced, kept));
         }
