@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::config::PeerSource;
 use crate::metrics::Metrics;
@@ -198,10 +199,13 @@ impl Peers {
             return;
         };
         let fetcher = Arc::clone(&self.inner);
-        tokio::spawn(async move {
-            let _refreshing = refreshing;
-            fetcher.refresh().await;
-        });
+        tokio::spawn(
+            async move {
+                let _refreshing = refreshing;
+                fetcher.refresh().await;
+            }
+            .instrument(tracing::Span::current()),
+        );
     }
 }
 
@@ -293,13 +297,34 @@ impl Fetcher {
     }
 
     async fn fetch(&self, peer: &str) -> Result<InstanceCount, String> {
-        let response = self
+        let url = format!("{peer}/visits");
+        let mut request = self
             .client
-            .get(format!("{peer}/visits"))
-            .header(reqwest::header::ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "application/json");
+        let span = crate::traces::enabled().then(|| {
+            tracing::info_span!(
+                "peer fetch",
+                otel.name = "GET /visits",
+                otel.kind = "client",
+                http.request.method = "GET",
+                url.full = %url,
+                http.response.status_code = tracing::field::Empty,
+            )
+        });
+        let send = match &span {
+            Some(span) => {
+                for (name, value) in crate::traces::headers_for(span) {
+                    request = request.header(name, value);
+                }
+                request.send().instrument(span.clone()).await
+            }
+            None => request.send().await,
+        };
+        let response = send.map_err(|e| describe(&e))?;
+        if let Some(span) = &span {
+            span.record("http.response.status_code", response.status().as_u16());
+        }
         if !response.status().is_success() {
             return Err(format!("answered {}", response.status()));
         }

@@ -22,6 +22,7 @@
 //! | [`clock`] | the time in the configured zone |
 //! | [`store`] | the `visits` file: lock, atomic replace, group commit |
 //! | [`telemetry`] | structured logs |
+//! | [`traces`] | OpenTelemetry traces, only when an OTLP endpoint is configured |
 //! | [`config`] | every setting, defined once: flags, environment, JSON file |
 
 pub mod clock;
@@ -37,3 +38,4 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+pub mod traces;

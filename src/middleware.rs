@@ -8,6 +8,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use tracing::Instrument;
+
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::{ConnectionType, StatusCode};
@@ -94,11 +96,16 @@ pub async fn observe(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = Instant::now();
-    let response = match oversized(&req) {
-        Some((status, body)) => req.into_response(plain(status, body)),
-        None => next.call(req).await?.map_into_boxed_body(),
+    let span = crate::traces::enabled().then(|| server_span(&req));
+    let mut response = match (oversized(&req), &span) {
+        (Some((status, body)), _) => req.into_response(plain(status, body)),
+        (None, Some(span)) => next
+            .call(req)
+            .instrument(span.clone())
+            .await?
+            .map_into_boxed_body(),
+        (None, None) => next.call(req).await?.map_into_boxed_body(),
     };
-    let mut response = response;
     if response
         .request()
         .app_data::<web::Data<Drain>>()
@@ -119,13 +126,38 @@ pub async fn observe(
     }
     // The path is client-supplied: `escape_debug` neutralises control
     // characters in text logs; the JSON formatter escapes it as a string.
-    tracing::info!(
-        method = %for_log(request.method().as_str()),
-        path = %for_log(request.path()).escape_debug(),
-        route,
-        status = status.as_u16(),
-        duration_ms = elapsed.as_secs_f64() * 1000.0,
-        "request"
-    );
+    let method = for_log(request.method().as_str());
+    let path = for_log(request.path());
+    let path = path.escape_debug();
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
+    match &span {
+        Some(span) => {
+            span.record("http.response.status_code", status.as_u16());
+            let (trace_id, span_id) = crate::traces::ids(span);
+            tracing::info!(%method, %path, route, status = status.as_u16(), duration_ms, trace_id, span_id, "request");
+        }
+        None => {
+            tracing::info!(%method, %path, route, status = status.as_u16(), duration_ms, "request")
+        }
+    }
     Ok(response)
+}
+
+/// A server span following the HTTP semantic conventions, named after the
+/// route (never the raw path), continuing the caller's trace if it sent one.
+fn server_span(req: &ServiceRequest) -> tracing::Span {
+    let method = req.method().as_str();
+    let route = req.match_pattern();
+    let route = route.as_deref().unwrap_or(UNMATCHED_ROUTE);
+    let span = tracing::info_span!(
+        "request",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = method,
+        http.route = route,
+        url.path = %for_log(req.path()),
+        http.response.status_code = tracing::field::Empty,
+    );
+    crate::traces::continue_from(&span, req.headers());
+    span
 }

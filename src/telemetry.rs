@@ -16,6 +16,9 @@ use std::io::BufWriter;
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 use crate::config::LogFormat;
 
@@ -31,7 +34,18 @@ const QUEUED_LINES: usize = 16 * 1024;
 /// Keeps the log writer running; dropping it flushes every queued line.
 #[must_use = "logs are lost unless the guard lives until the program ends"]
 pub struct LogGuard {
+    traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
     _worker: WorkerGuard,
+}
+
+impl Drop for LogGuard {
+    /// Sends the last spans (before the log writer flushes, so that a
+    /// failure to send them is still logged).
+    fn drop(&mut self) {
+        if let Some(traces) = self.traces.take() {
+            let _ = traces.shutdown();
+        }
+    }
 }
 
 /// Installs the global subscriber. Call once, before anything logs, and
@@ -44,19 +58,30 @@ pub fn init(format: LogFormat) -> Result<LogGuard, Box<dyn std::error::Error + S
         .buffered_lines_limit(QUEUED_LINES)
         .thread_name("log-writer")
         .finish(BufWriter::with_capacity(64 * 1024, std::io::stdout()));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    match format {
-        LogFormat::Json => builder
+    let logs = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
             .with_span_list(false)
-            .try_init()?,
-        LogFormat::Text => builder.try_init()?,
-    }
-    Ok(LogGuard { _worker: worker })
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
+    };
+    let traces = if crate::traces::requested() {
+        Some(crate::traces::provider()?)
+    } else {
+        None
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(logs)
+        .with(traces.as_ref().map(crate::traces::layer))
+        .try_init()?;
+    Ok(LogGuard {
+        traces,
+        _worker: worker,
+    })
 }
 
 /// Formats an error with its causes, `a: b: c`, skipping a cause whose

@@ -60,8 +60,16 @@ pub struct CommitterConfig {
 
 type Reply = oneshot::Sender<Result<u64, VisitError>>;
 
+/// A visitor waiting for its number, with its request's span (a no-op
+/// span unless traces are recorded), so the durable write that carries the
+/// visit can link to it.
+struct Waiting {
+    reply: Reply,
+    span: tracing::Span,
+}
+
 enum Message {
-    Visit(Reply),
+    Visit(Waiting),
     Stop,
 }
 
@@ -161,8 +169,9 @@ impl Committer {
     /// Records one visit and resolves with its number once it is durable.
     pub async fn record_visit(&self) -> Result<u64, VisitError> {
         let (reply, answer) = oneshot::channel();
+        let span = tracing::Span::current();
         self.tx
-            .send(Message::Visit(reply))
+            .send(Message::Visit(Waiting { reply, span }))
             .map_err(|_| VisitError::ShuttingDown)?;
         answer.await.unwrap_or(Err(VisitError::ShuttingDown))
     }
@@ -223,7 +232,7 @@ impl Drop for Committer {
 }
 
 fn write_loop(store: &Store, rx: &mpsc::Receiver<Message>, shared: &Shared, max_batch: usize) {
-    let mut batch: Vec<Reply> = Vec::with_capacity(max_batch.min(4096));
+    let mut batch: Vec<Waiting> = Vec::with_capacity(max_batch.min(4096));
     loop {
         let first = if shared.healthy.load(Ordering::Acquire) {
             rx.recv().ok()
@@ -238,15 +247,15 @@ fn write_loop(store: &Store, rx: &mpsc::Receiver<Message>, shared: &Shared, max_
             }
         };
         let mut stopping = match first {
-            Some(Message::Visit(reply)) => {
-                batch.push(reply);
+            Some(Message::Visit(waiting)) => {
+                batch.push(waiting);
                 false
             }
             Some(Message::Stop) | None => true,
         };
         while !stopping && batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(Message::Visit(reply)) => batch.push(reply),
+                Ok(Message::Visit(waiting)) => batch.push(waiting),
                 Ok(Message::Stop) => stopping = true,
                 Err(_) => break,
             }
@@ -262,8 +271,10 @@ fn write_loop(store: &Store, rx: &mpsc::Receiver<Message>, shared: &Shared, max_
     }
 }
 
-fn commit(store: &Store, shared: &Shared, batch: &mut Vec<Reply>) {
+fn commit(store: &Store, shared: &Shared, batch: &mut Vec<Waiting>) {
     let n = batch.len() as u64;
+    let span = write_span(batch);
+    let _entered = span.enter();
     let started = Instant::now();
     let result = shared.timed(|| store.add(n));
     let metrics = &shared.metrics;
@@ -275,8 +286,8 @@ fn commit(store: &Store, shared: &Shared, batch: &mut Vec<Reply>) {
         Ok(total) => {
             shared.observe_total(total);
             shared.set_healthy();
-            for (number, reply) in (total - n + 1..).zip(batch.drain(..)) {
-                let _ = reply.send(Ok(number));
+            for (number, waiting) in (total - n + 1..).zip(batch.drain(..)) {
+                let _ = waiting.reply.send(Ok(number));
             }
         }
         Err(error) => {
@@ -284,11 +295,26 @@ fn commit(store: &Store, shared: &Shared, batch: &mut Vec<Reply>) {
             tracing::error!(error = %error_chain(&error), batch = n, "a durable write failed; the batch was not counted");
             shared.set_failed(&error);
             let error = Arc::new(error);
-            for reply in batch.drain(..) {
-                let _ = reply.send(Err(VisitError::NotRecorded(Arc::clone(&error))));
+            for waiting in batch.drain(..) {
+                let _ = waiting
+                    .reply
+                    .send(Err(VisitError::NotRecorded(Arc::clone(&error))));
             }
         }
     }
+}
+
+/// The span of one durable write, linked from every visit it carries; a
+/// no-op span when none of them is traced.
+fn write_span(batch: &[Waiting]) -> tracing::Span {
+    if batch.iter().all(|w| w.span.is_none()) {
+        return tracing::Span::none();
+    }
+    let span = tracing::info_span!("persist visits", batch_size = batch.len());
+    for waiting in batch {
+        span.follows_from(&waiting.span);
+    }
+    span
 }
 
 fn probe(store: &Store, shared: &Shared) {
@@ -348,7 +374,11 @@ mod tests {
     /// that a test knows exactly which visits wait in the queue.
     fn enqueue(c: &Committer) -> impl Future<Output = Result<u64, VisitError>> + use<> {
         let (reply, answer) = oneshot::channel();
-        c.tx.send(Message::Visit(reply)).unwrap();
+        c.tx.send(Message::Visit(Waiting {
+            reply,
+            span: tracing::Span::none(),
+        }))
+        .unwrap();
         async move { answer.await.unwrap_or(Err(VisitError::ShuttingDown)) }
     }
 

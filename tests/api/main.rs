@@ -15,5 +15,7 @@ mod http;
 mod lifecycle;
 /// `/metrics` against the file and promtool.
 mod metrics;
+/// OpenTelemetry traces through a collector in the test.
+mod traces;
 /// Counting: a visit is durable, only `GET /` counts, concurrency is exact.
 mod visits;

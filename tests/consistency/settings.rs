@@ -59,7 +59,11 @@ fn the_readme_table_is_the_one_rendered_from_the_definition() {
             &readme[..start],
             &readme[end..]
         );
-        std::fs::write(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"), updated).unwrap();
+        std::fs::write(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"),
+            updated,
+        )
+        .unwrap();
         return;
     }
     assert_eq!(
