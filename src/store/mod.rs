@@ -138,6 +138,28 @@ pub enum StoreError {
     },
 }
 
+/// Creates `dir` and every missing folder above it, then fsyncs the folder
+/// holding each new entry (from the first one that existed down), so that
+/// a power cut cannot take a folder the store has written visits into.
+fn create_dir_durably(dir: &Path) -> Result<(), StoreError> {
+    let mut created = Vec::new();
+    let mut existing = dir;
+    while !existing.exists() {
+        created.push(existing);
+        existing = match existing.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+    }
+    fs::create_dir_all(dir).map_err(io_err("create the data directory", dir))?;
+    for folder in std::iter::once(existing).chain(created.into_iter().rev()) {
+        File::open(folder)
+            .and_then(|f| f.sync_all())
+            .map_err(io_err("fsync the new folder", folder))?;
+    }
+    Ok(())
+}
+
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |source| StoreError::Io {
         action,
@@ -198,7 +220,7 @@ impl Store {
             Ok(meta) if !meta.is_dir() => return Err(StoreError::NotADirectory(dir)),
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir_all(&dir).map_err(io_err("create the data directory", &dir))?;
+                create_dir_durably(&dir)?;
             }
             Err(e) => return Err(io_err("inspect the data directory", &dir)(e)),
         }

@@ -20,10 +20,9 @@
 //! before its folder fsync, which must be caught too.
 //!
 //! `set-count --force` over a corrupt `visits` must keep the corrupt bytes
-//! on disk at every cut (with its own must-fail twin). An ignored test
-//! shows that a data folder the service itself creates can vanish in a
-//! power cut: the store never fsyncs the folder's parent; un-ignore it once
-//! the store does.
+//! on disk at every cut (with its own must-fail twin), and a data folder
+//! the service itself creates must survive every cut (the store fsyncs the
+//! folder holding each folder it creates).
 //!
 //! Knobs: `POWER_ROUNDS` (default 5); `RELIABILITY_SEED` fixes the kill
 //! delays, the random mixes and the reboot choices (the calls themselves
@@ -125,7 +124,6 @@ fn a_power_cut_after_any_file_system_call_loses_no_acknowledged_visit() {
 /// its parent is durable only once the parent is fsynced, so until then a
 /// power cut can take the whole folder, acknowledged visits and all.
 #[test]
-#[ignore = "fails today: the store creates a missing data folder without fsyncing its parent"]
 fn a_data_folder_the_service_creates_survives_a_power_cut() {
     let Some(seed) = seed_or_skip("created-data-folder power-cut test") else {
         return;
