@@ -71,7 +71,7 @@ def how_to_run() -> list[str]:
         "```",
         "",
         "`bench/run` installs what it needs, idempotently: `oha` (`cargo install oha --locked` into `.tools/`), "
-        "`redis-server` (Debian), a venv `.tools/bench-venv` from the pinned `bench/requirements.txt` "
+        "`redis-server` (Debian), the project's one tool environment `.tools/venv` (`tools/requirements.txt`) "
         "(Flask, gunicorn, redis-py, matplotlib); it then builds the service with `cargo build --release` "
         "and runs `bench/suite.py`, which writes `bench/results/run-<time>.json` (and points `latest.json` at it) "
         "and this page with its charts (`bench/report.py`). It is not part of the pass/fail tests.",

@@ -152,7 +152,8 @@ async fn a_dead_or_hung_peer_is_reported_unreachable_and_the_page_stays_fast() {
     let (_, page) = visit(&cluster.nodes[0].address).await;
     let page_took = started.elapsed();
 
-    // Timeout 300 ms; anything near a second would mean the dead peer blocked the page.
+    // The page uses the last known view and never waits for the peers: 3 s
+    // is only a bound so that a hung page fails the test instead of hanging it.
     assert!(
         page_took < Duration::from_secs(3),
         "the page took {page_took:?}"

@@ -1,4 +1,4 @@
-//! Reliability tests (issue 4): crashes, faults and hostile input lose
+//! Reliability tests: crashes, power cuts, faults and hostile input lose
 //! nothing. Every test runs the real `moscow-time` binary on 127.0.0.1:0
 //! (so `kill -9`, mounts and raw sockets hit the real process), every loop
 //! is bounded in count and time, and nothing asserts a speed.
