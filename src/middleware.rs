@@ -158,6 +158,19 @@ fn server_span(req: &ServiceRequest) -> tracing::Span {
         url.path = %for_log(req.path()),
         http.response.status_code = tracing::field::Empty,
     );
-    crate::traces::continue_from(&span, req.headers());
+    crate::traces::continue_from(&span, &HeaderExtractor(req.headers()));
     span
+}
+
+/// Request headers, as OpenTelemetry's propagators read them.
+struct HeaderExtractor<'a>(&'a actix_web::http::header::HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
 }

@@ -82,9 +82,9 @@ where
         .with_location(false)
 }
 
-/// The W3C trace context carried by `headers`, as the parent for a span.
-pub fn continue_from(span: &tracing::Span, headers: &actix_web::http::header::HeaderMap) {
-    let parent = TraceContextPropagator::new().extract(&HeaderExtractor(headers));
+/// Makes the W3C trace context in `headers` (if any) the parent of `span`.
+pub fn continue_from(span: &tracing::Span, headers: &dyn Extractor) {
+    let parent = TraceContextPropagator::new().extract(headers);
     let _ = span.set_parent(parent);
 }
 
@@ -104,18 +104,6 @@ pub fn ids(span: &tracing::Span) -> (String, String) {
         span_context.trace_id().to_string(),
         span_context.span_id().to_string(),
     )
-}
-
-struct HeaderExtractor<'a>(&'a actix_web::http::header::HeaderMap);
-
-impl Extractor for HeaderExtractor<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
-    }
 }
 
 /// The OTLP exporter, logging its failures at most once a minute.
