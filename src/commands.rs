@@ -39,8 +39,9 @@ pub fn set_count(
 /// in diagnostic mode runs, so that an operator can exec into it while the
 /// server itself would refuse the data.
 pub async fn idle() {
+    let mut signals = crate::startup::StopSignals::install();
     tracing::info!("idle: waiting for SIGTERM or SIGINT");
-    let signal = crate::startup::stop_signal().await;
+    let signal = signals.next().await;
     tracing::info!(signal, "idle: stopping");
 }
 

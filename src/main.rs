@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use moscow_time::commands;
 use moscow_time::config::{Command, ParseError, Settings};
-use moscow_time::startup::Application;
+use moscow_time::startup::{Application, StopSignals};
 use moscow_time::telemetry::error_chain;
 
 fn main() -> ExitCode {
@@ -51,9 +51,10 @@ fn run(command: Command, settings: Settings) -> ExitCode {
                 Ok(())
             }
             _ => {
+                let signals = StopSignals::install();
                 Application::build(settings)
                     .await?
-                    .run_until_signalled()
+                    .run_until_signalled(signals)
                     .await
             }
         }

@@ -173,13 +173,16 @@ impl Application {
     /// first SIGINT skips it: Ctrl-C stays instant). Then the listener
     /// closes, in-flight requests finish within the shutdown timeout, and
     /// the last batch is persisted.
-    pub async fn run_until_signalled(self) -> anyhow::Result<()> {
+    ///
+    /// `signals` must be installed before the service says it listens: a
+    /// SIGTERM that arrives earlier would otherwise kill it outright.
+    pub async fn run_until_signalled(self, signals: StopSignals) -> anyhow::Result<()> {
         let handle = self.handle();
         let committer = Arc::clone(&self.committer);
         let drain = self.drain.clone();
         let delay = self.shutdown_delay;
         actix_web::rt::spawn(async move {
-            let mut signals = StopSignals::install();
+            let mut signals = signals;
             let signal = signals.next().await;
             committer.begin_shutdown();
             if signal == "SIGTERM" && !delay.is_zero() {
@@ -207,13 +210,14 @@ impl Application {
 }
 
 /// SIGTERM and SIGINT, installed once so that a second signal is not lost.
-struct StopSignals {
+pub struct StopSignals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
 }
 
 impl StopSignals {
-    fn install() -> Self {
+    /// Installs the handlers: from now on SIGTERM and SIGINT are ours.
+    pub fn install() -> Self {
         use tokio::signal::unix::{SignalKind, signal};
         StopSignals {
             term: signal(SignalKind::terminate())
@@ -224,15 +228,10 @@ impl StopSignals {
     }
 
     /// Waits for the next signal and names it.
-    async fn next(&mut self) -> &'static str {
+    pub async fn next(&mut self) -> &'static str {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
         }
     }
-}
-
-/// Waits for SIGTERM or SIGINT and names the one that came.
-pub async fn stop_signal() -> &'static str {
-    StopSignals::install().next().await
 }
