@@ -9,9 +9,19 @@ import pytest
 from conftest import (CHART, HELM, NAMESPACE, RELEASE, VERSION_LABELS, by_kind, config_json,
                       env_value, is_helm_test, main_container, render, the_statefulset)
 
-CONTRACT_CONFIG_KEYS = {"host", "timezone", "shutdown_delay_secs", "shutdown_timeout_secs",
-                        "write_timeout_ms", "max_batch", "peers", "peer_timeout_ms"}
-ENV_ONLY_KEYS = {"data_dir", "port", "instance", "log_format", "peers_dns"}
+
+
+def settings_table() -> dict[str, str]:
+    """JSON key -> environment variable, from the README's settings table (which a Rust test keeps
+    equal to the binary's one definition of its settings)."""
+    readme = (CHART.parents[1] / "README.md").read_text()
+    table = readme.split("<!-- settings:start -->")[1].split("<!-- settings:end -->")[0]
+    keys = {}
+    for row in table.strip().splitlines()[2:]:
+        cells = [c.strip().strip("`") for c in row.strip("|").split("|")]
+        if cells[2]:
+            keys[cells[2]] = cells[1]
+    return keys
 
 
 def pod_labels(sts):
@@ -203,9 +213,14 @@ def test_the_environment_follows_the_contract(docs):
 
 
 def test_the_config_json_holds_only_contract_keys_set_nowhere_else(docs):
-    _, cfg, _ = config_json(docs, the_statefulset(docs))
-    assert set(cfg) <= CONTRACT_CONFIG_KEYS, f"unknown keys {set(cfg) - CONTRACT_CONFIG_KEYS}"
-    assert not set(cfg) & ENV_ONLY_KEYS
+    sts = the_statefulset(docs)
+    _, cfg, _ = config_json(docs, sts)
+    keys = settings_table()
+    assert len(keys) >= 10, "the README's settings table was read"
+    assert set(cfg) <= set(keys), f"keys the binary does not know: {set(cfg) - set(keys)}"
+    pod_env = {e["name"] for e in main_container(sts).get("env", [])}
+    both = {k for k in cfg if keys[k] in pod_env}
+    assert not both, f"set in the config file and in the pod env at once: {both}"
     assert cfg["shutdown_timeout_secs"] == 20 and cfg["timezone"] == "Europe/Moscow"
 
 
