@@ -226,14 +226,7 @@ def rehearse(image: str, next_image: str, spec: PodSpec, config_dir: Path, work:
         load = Load(work, balancer.url)
         load.start()
         time.sleep(2)
-        stops = []
-        for pod in reversed(pods):
-            code, seconds = pod.stop()
-            stops.append(f"{pod.name} {seconds:.1f} s")
-            result(code == 0, f"{label}: {pod.name} exited {code} on SIGTERM after {seconds:.1f} s")
-            time.sleep(RESTART_GAP_SECS)
-            pod.run(next_image)
-            pod.wait_ready()
+        stops = roll(pods, next_image, label, delay)
         time.sleep(2)
         outcome = load.stop(lambda: sum(pod.visits_on_volume() for pod in pods))
         report(label, outcome, load.seconds, stops)
@@ -246,6 +239,20 @@ def rehearse(image: str, next_image: str, spec: PodSpec, config_dir: Path, work:
         for pod in pods:
             pod.remove()
         podman("network", "rm", "-f", network, check=False)
+
+
+def roll(pods: list[Pod], next_image: str, label: str, delay: int) -> list[str]:
+    """What the StatefulSet controller does on an update, highest ordinal first."""
+    stops = []
+    for pod in reversed(pods):
+        code, seconds = pod.stop()
+        stops.append(f"{pod.name} {seconds:.1f} s")
+        result(code == 0 and seconds >= delay,
+               f"{label}: {pod.name} exited {code} on SIGTERM after {seconds:.1f} s (the delay is {delay} s)")
+        time.sleep(RESTART_GAP_SECS)
+        pod.run(next_image)
+        pod.wait_ready()
+    return stops
 
 
 def found_peers(label: str, pod: Pod) -> None:
