@@ -72,7 +72,9 @@ def pod_environment(docs, tmp: Path, port: int) -> tuple[dict, list[str], dict]:
         number = ports[hg["port"]] if isinstance(hg["port"], str) else hg["port"]
         assert number == ports["http"]
         probe_ports[name] = (port, hg["path"])  # containerPort http -> the free port
-    facts = {"probes": probe_ports, "shutdown": json.loads(cfg_raw).get("shutdown_timeout_secs", 20)}
+    cfg = json.loads(cfg_raw)
+    facts = {"probes": probe_ports, "shutdown": cfg.get("shutdown_timeout_secs", 20),
+             "delay": cfg.get("shutdown_delay_secs", 0)}
     return env, [str(BIN), *c.get("args", [])], facts
 
 
@@ -120,6 +122,14 @@ def test_the_binary_serves_probes_and_counts_visits_with_the_rendered_pod_spec(b
             doc["visits"] == 1 and doc["instance"] == FAKE_POD)
         lines = [ln for ln in (tmp_path / "log").read_text().splitlines() if ln.strip()]
         assert lines and all(ln.lstrip().startswith("{") for ln in lines), "LOG_FORMAT=json not honoured"
+        if facts["delay"]:
+            # The pod's shutdown delay: unready at once, still serving; a second SIGTERM ends it.
+            proc.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 10
+            while get(port, "/readyz")[0] != 503:
+                assert time.monotonic() < deadline, "readiness did not fail on SIGTERM"
+                time.sleep(0.05)
+            assert get(port, "/")[0] == 200, "visits are served during the shutdown delay"
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
