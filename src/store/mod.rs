@@ -717,8 +717,8 @@ mod tests {
         let attempts = LOCK_ATTEMPTS.with(Cell::get);
         let most = 10 + (wait.as_millis() / 5) as u64;
         assert!(
-            (10..=most).contains(&attempts),
-            "{attempts} lock attempts in {wait:?}, expected 10 to {most}"
+            (2..=most).contains(&attempts),
+            "{attempts} lock attempts in {wait:?}, expected 2 to {most}"
         );
     }
 
@@ -780,30 +780,42 @@ mod tests {
     }
 
     /// Two copies kept within one millisecond must not overwrite each
-    /// other. Every name the next three seconds could stamp is taken
-    /// beforehand, so the copy must take the first free suffix.
+    /// other. Every name a window of the clock can stamp is taken first and
+    /// the copy is made inside that window, so it must take the first free
+    /// suffix. A copy stamped outside the window (a machine so loaded that
+    /// the window passed) proves nothing, and the test tries again.
     #[test]
     fn a_kept_corrupt_copy_never_overwrites_an_earlier_one() {
+        let collided = (0..5).any(|_| kept_copy_collides_with_every_stamp_taken());
+        assert!(collided, "no copy was made inside its window in five tries");
+    }
+
+    /// Takes every corrupt-copy name of a 300 ms window starting 300 ms from
+    /// now, waits for the window, forces a count over a corrupt file, and
+    /// says whether the kept copy was stamped inside the window.
+    fn kept_copy_collides_with_every_stamp_taken() -> bool {
         let tmp = tempfile::tempdir().unwrap();
         fs::write(tmp.path().join(VISITS_FILE), "oops\n").unwrap();
-        let now = chrono::Utc::now();
-        let earlier: Vec<PathBuf> = (0..3000)
+        let window = chrono::TimeDelta::milliseconds(300);
+        let start = chrono::Utc::now() + window;
+        let taken: Vec<PathBuf> = (0..window.num_milliseconds())
             .map(|ms| {
                 let stamp =
-                    (now + chrono::TimeDelta::milliseconds(ms)).format("%Y%m%dT%H%M%S%.3fZ");
+                    (start + chrono::TimeDelta::milliseconds(ms)).format("%Y%m%dT%H%M%S%.3fZ");
                 let path = tmp.path().join(format!("{CORRUPT_PREFIX}{stamp}"));
                 fs::write(&path, "earlier\n").unwrap();
                 path
             })
             .collect();
+        std::thread::sleep((start - chrono::Utc::now()).to_std().unwrap_or_default());
         let store = Store::at(tmp.path(), TIMEOUT).unwrap();
         let kept = store.set(1, true).unwrap().kept.unwrap();
-        let name = kept.file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name.ends_with("-1"), "{name}");
         assert_eq!(fs::read(&kept).unwrap(), b"oops\n");
-        for path in earlier {
-            assert_eq!(fs::read(&path).unwrap(), b"earlier\n", "{}", path.display());
+        for path in &taken {
+            assert_eq!(fs::read(path).unwrap(), b"earlier\n", "{}", path.display());
         }
+        let name = kept.file_name().unwrap().to_string_lossy().into_owned();
+        name.ends_with("-1")
     }
 
     /// Interrupts a write after each step in turn and checks that `visits`
