@@ -374,6 +374,15 @@ mod tests {
     }
 
     #[test]
+    fn a_blank_peers_dns_means_no_peers() {
+        // A chart value left as spaces must not become a DNS name to resolve.
+        let s = parse_with_env(&[], &[("PEERS_DNS", "  ")]).unwrap();
+        assert_eq!(s.peers, PeerSource::None);
+        let s = parse(&["--peers-dns", "svc.ns.svc.cluster.local"]).unwrap();
+        assert_eq!(s.peers, PeerSource::Dns("svc.ns.svc.cluster.local".into()));
+    }
+
+    #[test]
     fn zero_batch_and_zero_timeouts_are_refused() {
         let msg = parse(&["--max-batch", "0"]).unwrap_err().to_string();
         assert!(msg.contains("--max-batch"), "{msg}");
