@@ -43,7 +43,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "rollout"))
-from rehearsal import free_port, http_status, wait_until  # noqa: E402
+from rehearsal import Checks, free_port, http_status, wait_until  # noqa: E402
 
 HELM = str(ROOT / ".tools" / "bin" / "helm")
 NAME = "moscow-time"
@@ -54,14 +54,7 @@ MANIFEST_TYPES = ", ".join([
 ])
 STEP_TIMEOUT = 180   # seconds for any one command
 
-failures = 0
-
-
-def result(ok: bool, what: str) -> bool:
-    global failures
-    print(f"{'PASS' if ok else 'FAIL'} {what}", flush=True)
-    failures += not ok
-    return ok
+result = Checks()
 
 
 def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -343,7 +336,7 @@ def main() -> int:
             result(False, f"release path stopped: {type(e).__name__}: {e}")
         finally:
             registry.stop()
-    return 1 if failures else 0
+    return 1 if result.failed else 0
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rehearsal import Balancer, Load, Outcome, free_port, http_status, wait_until  # noqa: E402
+from rehearsal import Balancer, Checks, Load, Outcome, free_port, http_status, wait_until  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "moscow-time"
@@ -44,14 +44,7 @@ HEADLESS_ALIAS = "moscow-time-headless"   # the headless Service's stand-in on t
 LABEL = "org.moscow-time.rehearsal=rollout"
 RESTART_GAP_SECS = 2
 
-failures = 0
-
-
-def result(ok: bool, what: str) -> bool:
-    global failures
-    print(f"{'PASS' if ok else 'FAIL'} {what}", flush=True)
-    failures += not ok
-    return ok
+result = Checks()
 
 
 def podman(*args: str, check: bool = True) -> str:
@@ -337,7 +330,7 @@ def main() -> int:
             rehearse_twice(args.image, next_image, spec, run_id)
     except RuntimeError as e:
         result(False, f"rollout rehearsal: {e}")
-    return 1 if failures else 0
+    return 1 if result.failed else 0
 
 
 if __name__ == "__main__":

@@ -50,6 +50,18 @@ def http_status(url: str, timeout: float = 1.0) -> int | None:
         return None
 
 
+class Checks:
+    """A script's PASS/FAIL lines (the container stage counts them); `failed` is how many failed."""
+
+    def __init__(self) -> None:
+        self.failed = 0
+
+    def __call__(self, ok: bool, what: str) -> bool:
+        print(f"{'PASS' if ok else 'FAIL'} {what}", flush=True)
+        self.failed += not ok
+        return ok
+
+
 def wait_until(condition, timeout: float, what: str, interval: float = 0.05) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
