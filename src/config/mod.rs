@@ -374,6 +374,17 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_name_must_be_1_to_253_printable_characters() {
+        let long = "p".repeat(254);
+        for bad in ["", "   ", long.as_str(), "pod\u{7}0", "pod\n0"] {
+            let msg = parse(&["--instance", bad]).unwrap_err().to_string();
+            assert!(msg.contains("--instance"), "{bad:?}: {msg}");
+        }
+        let longest = "p".repeat(253);
+        assert_eq!(parse(&["--instance", &longest]).unwrap().instance, longest);
+    }
+
+    #[test]
     fn a_blank_peers_dns_means_no_peers() {
         // A chart value left as spaces must not become a DNS name to resolve.
         let s = parse_with_env(&[], &[("PEERS_DNS", "  ")]).unwrap();
