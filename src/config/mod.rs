@@ -385,6 +385,26 @@ mod tests {
     }
 
     #[test]
+    fn a_negative_number_is_refused_as_a_bad_value_of_its_flag() {
+        let msg = parse(&["--max-batch", "-1"]).unwrap_err().to_string();
+        assert!(
+            msg.contains("--max-batch") && msg.contains("whole number"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn help_names_the_allowed_values_where_they_are_not_plain_text() {
+        let help = command().render_long_help().to_string();
+        assert!(help.contains("(0 to 65535)"), "{help}");
+        assert!(help.contains("(text, json)"), "{help}");
+        assert!(
+            !help.contains("(text)") && !help.contains("(a path)"),
+            "{help}"
+        );
+    }
+
+    #[test]
     fn a_blank_peers_dns_means_no_peers() {
         // A chart value left as spaces must not become a DNS name to resolve.
         let s = parse_with_env(&[], &[("PEERS_DNS", "  ")]).unwrap();
