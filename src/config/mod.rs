@@ -405,6 +405,39 @@ mod tests {
     }
 
     #[test]
+    fn the_file_takes_booleans_arrays_and_whole_numbers_in_their_json_types() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let file = |content: &str| {
+            std::fs::write(&path, content).unwrap();
+            parse(&["--config", path.to_str().unwrap()]).map_err(|e| e.to_string())
+        };
+        let s =
+            file(r#"{"fault_injection": true, "peers": ["http://a:1", "http://b:2"]}"#).unwrap();
+        assert!(s.fault_injection);
+        assert!(matches!(s.peers, PeerSource::List(ref l) if l.len() == 2));
+        for (content, expected) in [
+            (r#"{"max_batch": 1.5}"#, "max_batch must be an integer"),
+            (
+                r#"{"max_batch": 18446744073709551615}"#,
+                "must be 1 to 1000000",
+            ),
+            (r#"{"max_batch": -1}"#, "whole number"),
+            (
+                r#"{"peers": ["http://a:1,http://b:2"]}"#,
+                "peers must be an array of strings",
+            ),
+            (
+                r#"{"fault_injection": "true"}"#,
+                "fault_injection must be a boolean",
+            ),
+        ] {
+            let msg = file(content).unwrap_err();
+            assert!(msg.contains(expected), "{content}: {msg}");
+        }
+    }
+
+    #[test]
     fn a_blank_peers_dns_means_no_peers() {
         // A chart value left as spaces must not become a DNS name to resolve.
         let s = parse_with_env(&[], &[("PEERS_DNS", "  ")]).unwrap();
