@@ -72,14 +72,21 @@ impl Faults {
         self.unready.load(Ordering::Acquire)
     }
 
-    /// Delays page views by `ms` (0 stops it). Refuses more than
-    /// [`MAX_LATENCY_MS`].
+    /// Delays page views by `ms`, 1 to [`MAX_LATENCY_MS`]; anything else is
+    /// refused and changes nothing.
     pub fn set_latency_ms(&self, ms: u64) -> Result<(), String> {
-        if ms > MAX_LATENCY_MS {
-            return Err(format!("ms must be 1 to {MAX_LATENCY_MS}"));
+        if !(1..=MAX_LATENCY_MS).contains(&ms) {
+            return Err(format!(
+                "ms must be a whole number from 1 to {MAX_LATENCY_MS}"
+            ));
         }
         self.latency_ms.store(ms, Ordering::Release);
         Ok(())
+    }
+
+    /// Stops delaying page views.
+    pub fn clear_latency(&self) {
+        self.latency_ms.store(0, Ordering::Release);
     }
 
     /// The delay to add to a page view, if any.
@@ -124,6 +131,7 @@ mod tests {
         faults.set_latency_ms(250).unwrap();
         assert_eq!(faults.latency(), Some(Duration::from_millis(250)));
         assert!(faults.set_latency_ms(MAX_LATENCY_MS + 1).is_err());
+        assert!(faults.set_latency_ms(0).is_err());
         assert_eq!(
             faults.active().latency_ms,
             250,

@@ -278,17 +278,8 @@ fn a_second_signal_during_the_delay_skips_the_rest_of_it() {
 #[test]
 fn a_relative_data_folder_is_created_in_the_working_directory() {
     let cwd = tempfile::tempdir().unwrap();
-    let mut cmd = bare_binary_command();
-    cmd.current_dir(cwd.path()).args([
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--log-format",
-        "json",
-        "--data-dir",
-        "data",
-    ]);
+    let mut cmd = binary_command(std::path::Path::new("data"));
+    cmd.current_dir(cwd.path());
     let server = Server::start_command(cmd);
     assert_eq!(server.visit(), 1);
     assert_eq!(count_on_disk(&cwd.path().join("data")), 1);
