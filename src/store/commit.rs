@@ -73,11 +73,14 @@ enum Message {
     Stop,
 }
 
+/// `Shared::write_started_ms` while no write is in flight.
+const NO_WRITE: u64 = u64::MAX;
+
 struct Shared {
     /// When this process's clock started, for `write_started_ms`.
     epoch: Instant,
-    /// Milliseconds after `epoch` at which the write in flight began, plus
-    /// one; 0 while no write is in flight.
+    /// Milliseconds after `epoch` at which the write in flight began;
+    /// `NO_WRITE` while none is.
     write_started_ms: AtomicU64,
     stall_after: Duration,
     total: AtomicU64,
@@ -103,31 +106,34 @@ impl Shared {
     /// Runs one store call, recording when it started so that a stalled
     /// write shows in readiness.
     fn timed<T>(&self, write: impl FnOnce() -> T) -> T {
-        let started = self.epoch.elapsed().as_millis() as u64 + 1;
-        self.write_started_ms.store(started, Ordering::Release);
+        self.write_started_ms
+            .store(self.millis_since_epoch(), Ordering::Release);
         let result = write();
-        self.write_started_ms.store(0, Ordering::Release);
+        self.write_started_ms.store(NO_WRITE, Ordering::Release);
         result
     }
 
     /// How long the write in flight has taken so far, if one is.
     fn write_in_flight(&self) -> Option<Duration> {
         match self.write_started_ms.load(Ordering::Acquire) {
-            0 => None,
-            started => {
-                let now = self.epoch.elapsed().as_millis() as u64 + 1;
-                Some(Duration::from_millis(now.saturating_sub(started)))
-            }
+            NO_WRITE => None,
+            started => Some(Duration::from_millis(
+                self.millis_since_epoch().saturating_sub(started),
+            )),
         }
+    }
+
+    fn millis_since_epoch(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
     }
 
     fn observe_total(&self, total: u64) {
         let previous = self.total.swap(total, Ordering::AcqRel);
         // Another process sharing the folder may have moved the count on;
-        // the metric follows the file.
-        if total > previous {
-            self.metrics.visits_total.inc_by(total - previous);
-        }
+        // the metric follows the file (upwards only: it is a counter).
+        self.metrics
+            .visits_total
+            .inc_by(total.saturating_sub(previous));
     }
 }
 
@@ -144,7 +150,7 @@ impl Committer {
         metrics.visits_total.inc_by(count);
         let shared = Arc::new(Shared {
             epoch: Instant::now(),
-            write_started_ms: AtomicU64::new(0),
+            write_started_ms: AtomicU64::new(NO_WRITE),
             stall_after: config.stall_after,
             total: AtomicU64::new(count),
             healthy: AtomicBool::new(true),

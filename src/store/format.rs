@@ -75,7 +75,7 @@ pub fn parse(content: &[u8]) -> Result<u64, FormatError> {
         });
     }
     let digits = content.strip_suffix(b"\n").unwrap_or(content);
-    if content.is_empty() || digits.is_empty() && content == b"\n" {
+    if digits.is_empty() {
         return Err(FormatError::Empty);
     }
     let preview = || format!("{:?}", String::from_utf8_lossy(content));
@@ -85,7 +85,7 @@ pub fn parse(content: &[u8]) -> Result<u64, FormatError> {
     {
         return Err(FormatError::Negative { preview: preview() });
     }
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+    if !digits.iter().all(u8::is_ascii_digit) {
         return Err(FormatError::NotANumber { preview: preview() });
     }
     digits.iter().try_fold(0u64, |acc, d| {

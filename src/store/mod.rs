@@ -411,7 +411,7 @@ impl Store {
                             waited,
                         });
                     }
-                    std::thread::sleep(pause.min(self.lock_timeout - waited));
+                    std::thread::sleep(pause.min(self.lock_timeout.saturating_sub(waited)));
                     pause = (pause * 2).min(Duration::from_millis(5));
                 }
                 Err(e) => return Err(io_err("lock", &self.lock)(e)),

@@ -181,6 +181,33 @@ fn set_count_force_keeps_a_corrupt_file_byte_for_byte_and_the_server_counts_on()
     );
 }
 
+/// A volume with no room for one more file: `set-count --force` cannot keep
+/// the corrupt copy, so it must say so and stop, leaving the corrupt file
+/// as it was (not retry other names forever, not replace it unkept).
+#[test]
+fn set_count_force_on_a_full_volume_fails_and_leaves_the_corrupt_file() {
+    let test = "set_count_force_on_a_full_volume_fails_and_leaves_the_corrupt_file";
+    // Three inodes: the folder, `visits` and `visits.lock`; none for a copy.
+    let mount = match Mount::tmpfs("size=64k,nr_inodes=3") {
+        Ok(mount) => mount,
+        Err(why) => return skip(test, &why),
+    };
+    let path = mount.path.join("visits");
+    let corrupt = b"12abc\n".to_vec();
+    std::fs::write(&path, &corrupt).unwrap();
+    std::fs::write(mount.path.join("visits.lock"), "").unwrap();
+
+    let output = run(&mount.path, &["set-count", "--force", "41"]);
+    assert!(!output.status.success(), "{}", stdout(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("visits.corrupt-") && message.contains("No space left"),
+        "names the copy it could not create and why: {message}"
+    );
+    assert_eq!(std::fs::read(&path).unwrap(), corrupt);
+    assert_eq!(names(&mount.path), ["visits", "visits.lock"]);
+}
+
 #[test]
 fn bad_counts_are_refused_with_a_clear_error_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();

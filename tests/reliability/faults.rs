@@ -317,7 +317,7 @@ fn config_files_that_are_missing_unreadable_or_not_json_stop_startup_naming_the_
 
 /// A tmpfs of `size`, or `None` after printing why the test is skipped.
 fn tmpfs_or_skip(test: &str, size: &str) -> Option<Mount> {
-    Mount::tmpfs(size)
+    Mount::tmpfs(&format!("size={size}"))
         .map_err(|reason| {
             skip(
                 test,

@@ -27,8 +27,9 @@ pub struct Mount {
 }
 
 impl Mount {
-    /// A tmpfs of `size` (e.g. `64k`), or why it cannot be had here.
-    pub fn tmpfs(size: &str) -> Result<Mount, String> {
+    /// A tmpfs mounted with `options` (e.g. `size=64k` or
+    /// `size=64k,nr_inodes=3`), or why it cannot be had here.
+    pub fn tmpfs(options: &str) -> Result<Mount, String> {
         if !is_root() {
             return Err("not running as root".into());
         }
@@ -39,7 +40,7 @@ impl Mount {
             "-t",
             "tmpfs",
             "-o",
-            &format!("size={size},mode=0755"),
+            &format!("{options},mode=0755"),
             "tmpfs",
             path.to_str().unwrap(),
         ])?;
