@@ -123,6 +123,7 @@ impl Shared {
         }
     }
 
+    /// Never `NO_WRITE`: that is 584 million years after start.
     fn millis_since_epoch(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
     }

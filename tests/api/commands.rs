@@ -196,6 +196,10 @@ fn set_count_force_on_a_full_volume_fails_and_leaves_the_corrupt_file() {
     let corrupt = b"12abc\n".to_vec();
     std::fs::write(&path, &corrupt).unwrap();
     std::fs::write(mount.path.join("visits.lock"), "").unwrap();
+    assert!(
+        std::fs::write(mount.path.join("probe"), "").is_err(),
+        "the volume still has room for a file, so this test would prove nothing"
+    );
 
     let output = run(&mount.path, &["set-count", "--force", "41"]);
     assert!(!output.status.success(), "{}", stdout(&output));
