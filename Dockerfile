@@ -1,7 +1,11 @@
 # moscow-time container image.
 #
-#   podman build -t moscow-time .        (or: docker build -t moscow-time .)
-#   podman run -p 8000:8000 -v moscow-time-data:/data moscow-time
+#   podman build -t docker.io/library/moscow-time:0.1.0 .     (or: docker build ...)
+#   podman run -p 8000:8000 -v moscow-time-data:/data docker.io/library/moscow-time:0.1.0
+#
+# That name is what the Helm chart and k8s/ ask for (`moscow-time:0.1.0`, which a cluster's
+# container runtime reads as docker.io/library/moscow-time:0.1.0); README.md's quick start loads
+# it into minikube or kind. podman would name a bare `moscow-time:0.1.0` localhost/moscow-time.
 #
 # Two stages:
 #   builder  the official Rust image, pinned to the project's toolchain (Cargo.toml

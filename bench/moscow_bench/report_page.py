@@ -62,9 +62,9 @@ def how_to_run() -> list[str]:
     return [
         "## How to run",
         "",
-        "```",
-        "bench/run            # full suite, ~8 s per run, about 10-15 min on 2 cores",
-        "bench/run --quick    # ~1.5 s per run, about 3-4 min",
+        "```sh",
+        "bench/run            # full suite, ~8 s per run, about 16 min on 2 cores",
+        "bench/run --quick    # ~1.5 s per run, about 4 min",
         "bench/run --long     # 20 s per run",
         "bench/run --duration 10 --concurrency 64,256 --systems moscow-time,flask-redis   # any subset",
         "bench/run --help     # every option (--wait-quiet, --noisy-retries, --rust-log, --binary, ...)",

@@ -15,28 +15,16 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "helm" / "moscow-time"
-K8S = ROOT / "k8s"
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared helpers: tests/pyhelpers
+from pyhelpers.tools import CHART, HELM, K8S, KUBECTL, ROOT  # noqa: E402
 RELEASE = "moscow-time"
 NAMESPACE = "moscow-time"
 SCENARIOS = sorted(p.name[: -len("-values.yaml")] for p in (CHART / "ci").glob("*-values.yaml"))
 SOURCES = [f"chart:{s}" for s in SCENARIOS] + ["k8s"]
 CRD_KINDS = {"ServiceMonitor", "PrometheusRule"}
 # The Kubernetes versions whose schemas every render must pass (the oldest is Chart.yaml's kubeVersion).
-KUBE_VERSIONS = os.environ.get("KUBE_VERSIONS", "1.25.0 1.35.0 1.37.0").split()
+KUBE_VERSIONS = os.environ.get("KUBE_VERSIONS", "1.27.0 1.35.0 1.37.0").split()
 VERSION_LABELS = ("app.kubernetes.io/version", "helm.sh/chart")
-
-
-def _tool(env: str, name: str) -> str:
-    if os.environ.get(env):
-        return os.environ[env]
-    local = ROOT / ".tools" / "bin" / name
-    return str(local) if local.exists() else name
-
-
-HELM = _tool("HELM", "helm")
-KUBECTL = _tool("KUBECTL", "kubectl")
 
 
 def venv_tool(name: str) -> str:

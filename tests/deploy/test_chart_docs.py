@@ -80,7 +80,7 @@ def test_chart_yaml_declares_the_versions():
     assert chart["apiVersion"] == "v2"
     assert SEMVER.fullmatch(str(chart["version"])), f"chart version {chart['version']!r} is not SemVer"
     assert chart["appVersion"] == crate_version(), "appVersion (the default image tag) is not the crate's version"
-    assert chart["kubeVersion"] == ">=1.25.0-0"
+    assert chart["kubeVersion"] == ">=1.27.0-0"
     assert VALUES["image"] == {"registry": "", "repository": "moscow-time", "tag": "", "digest": "",
                                "pullPolicy": "IfNotPresent"}
 
