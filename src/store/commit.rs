@@ -530,15 +530,10 @@ mod tests {
     #[tokio::test]
     async fn a_write_stalled_past_the_limit_turns_readiness_off_until_it_returns() {
         let tmp = tempfile::tempdir().unwrap();
-        let hook: crate::store::FaultHook = Arc::new(|step| {
-            if step == crate::store::Step::TempSynced {
-                std::thread::sleep(Duration::from_millis(600));
-            }
-            Ok(())
-        });
+        let gate = Arc::new(Gate::default());
         let (store, count) =
-            Store::open_with_fault(tmp.path(), Duration::from_secs(5), Some(hook)).unwrap();
-        let c = Arc::new(Committer::start(
+            Store::open_with_fault(tmp.path(), Duration::from_secs(5), Some(gate.hook())).unwrap();
+        let c = Committer::start(
             store,
             count,
             CommitterConfig {
@@ -546,18 +541,23 @@ mod tests {
                 stall_after: Duration::from_millis(200),
             },
             StoreMetrics::new().unwrap(),
-        ));
+        );
         assert_eq!(c.health(), Health::Ready);
-        let visit = tokio::spawn({
-            let c = Arc::clone(&c);
-            async move { c.record_visit().await }
-        });
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        let visit = enqueue(&c);
+        gate.wait_for_a_held_write();
+        // The write stays held until the gate opens, however slow the machine.
+        within(async {
+            while c.health() == Health::Ready {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
         match c.health() {
             Health::NotReady(reason) => assert!(reason.contains("in flight"), "{reason}"),
-            Health::Ready => panic!("a write stalled for 400 ms still reads as ready"),
+            Health::Ready => unreachable!("waited for not ready"),
         }
-        assert_eq!(within(visit).await.unwrap().unwrap(), 1);
+        gate.open();
+        assert_eq!(within(visit).await.unwrap(), 1);
         assert_eq!(c.health(), Health::Ready);
     }
 
@@ -614,6 +614,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let slow: FaultHook = Arc::new(|step| {
             if step == Step::Locked {
+                // A deliberate pause, what the test is about: slow writes.
                 std::thread::sleep(Duration::from_millis(50));
             }
             Ok(())

@@ -694,6 +694,8 @@ mod tests {
         let holder = File::create(tmp.path().join(LOCK_FILE)).unwrap();
         fs2::FileExt::lock_exclusive(&holder).unwrap();
         let release = std::thread::spawn(move || {
+            // A deliberate pause, what the test is about: the lock is held a
+            // while (well within TIMEOUT) before it is released.
             std::thread::sleep(Duration::from_millis(100));
             fs2::FileExt::unlock(&holder).unwrap();
         });
@@ -807,6 +809,7 @@ mod tests {
                 path
             })
             .collect();
+        // A deliberate pause, what the test is about: the clock reaches the window.
         std::thread::sleep((start - chrono::Utc::now()).to_std().unwrap_or_default());
         let store = Store::at(tmp.path(), TIMEOUT).unwrap();
         let kept = store.set(1, true).unwrap().kept.unwrap();

@@ -4,11 +4,13 @@
 use std::collections::HashSet;
 use std::path::Path;
 use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use test_support::{
     Mount, Server, bare_binary_command, client, count_on_disk, is_root, run_bounded, skip,
-    visit_number,
+    visit_number, wait_until,
 };
 
 const LIMIT: Duration = Duration::from_secs(30);
@@ -241,12 +243,13 @@ async fn set_count_beside_a_loaded_server_is_where_the_server_counts_on_from() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[]);
     let url = format!("{}/", server.address);
+    let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..8)
         .map(|_| {
-            let (client, url) = (client(), url.clone());
+            let (client, url, stop) = (client(), url.clone(), Arc::clone(&stop));
             tokio::spawn(async move {
                 let mut numbers = Vec::new();
-                for _ in 0..150 {
+                while !stop.load(Ordering::Relaxed) && numbers.len() < 20_000 {
                     let response = client.get(&url).send().await.unwrap();
                     assert_eq!(response.status(), 200);
                     numbers.push(visit_number(&response));
@@ -255,12 +258,19 @@ async fn set_count_beside_a_loaded_server_is_where_the_server_counts_on_from() {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The set lands under load, and the load goes on past it.
     let dir_path = dir.path().to_path_buf();
-    let set = tokio::task::spawn_blocking(move || run(&dir_path, &["set-count", "1000000"]))
-        .await
-        .unwrap();
+    let (set, went_on) = tokio::task::spawn_blocking(move || {
+        let at_least = |n: u64| wait_until(LIMIT, || count_on_disk(&dir_path) >= n);
+        assert!(at_least(100), "the load never got going");
+        let set = run(&dir_path, &["set-count", "1000000"]);
+        (set, at_least(SET_TO + 100))
+    })
+    .await
+    .unwrap();
+    stop.store(true, Ordering::Relaxed);
     assert!(set.status.success(), "{}", stderr(&set));
+    assert!(went_on, "the load stopped at the set");
     let mut numbers = Vec::new();
     for task in clients {
         numbers.extend(task.await.unwrap());
@@ -284,6 +294,7 @@ fn idle_waits_for_a_signal_then_exits_zero() {
     for signal in ["TERM", "INT"] {
         let dir = tempfile::tempdir().unwrap();
         let mut idle = Server::spawn_idle(dir.path());
+        // A deliberate pause, what the test is about: idle does not return by itself.
         std::thread::sleep(Duration::from_millis(300));
         assert!(idle.is_running(), "idle returned by itself");
         idle.signal(signal);

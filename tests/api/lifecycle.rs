@@ -3,7 +3,7 @@ use std::time::Duration;
 
 use test_support::{
     Server, bare_binary_command, binary_command, client, count_on_disk, load, run_bounded,
-    spawn_app, visit_number,
+    spawn_app, visit_number, wait_until_async,
 };
 
 #[tokio::test]
@@ -149,17 +149,22 @@ async fn drains_in_flight_visits_on(signal: &str) {
     let mut server = Server::start(dir.path(), &[]);
     let url = format!("{}/", server.address);
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let clients: Vec<_> = (0..32)
         .map(|_| {
             let url = url.clone();
             let stop = stop.clone();
+            let answered = answered.clone();
             tokio::spawn(async move {
                 let client = client();
                 let (mut acked, mut sent) = (Vec::new(), 0u64);
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) && sent < 2000 {
                     sent += 1;
                     match client.get(&url).send().await {
-                        Ok(r) if r.status() == 200 => acked.push(visit_number(&r)),
+                        Ok(r) if r.status() == 200 => {
+                            acked.push(visit_number(&r));
+                            answered.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
                         Ok(_) | Err(_) => break,
                     }
                 }
@@ -167,7 +172,13 @@ async fn drains_in_flight_visits_on(signal: &str) {
             })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The signal lands under load: once a good number of visits are acknowledged.
+    let loaded = wait_until_async(Duration::from_secs(30), || {
+        let answered = answered.clone();
+        async move { answered.load(std::sync::atomic::Ordering::Relaxed) > 100 }
+    })
+    .await;
+    assert!(loaded, "the load never got going");
 
     server.signal(signal);
     let status = tokio::task::spawn_blocking(move || {

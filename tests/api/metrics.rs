@@ -1,18 +1,10 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use test_support::{count_on_disk, skip, spawn_app};
+use test_support::{count_on_disk, metric, skip, spawn_app};
 
 fn sample(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| {
-            l.strip_prefix(series)
-                .and_then(|rest| rest.strip_prefix(' '))
-        })
-        .unwrap_or_else(|| panic!("no sample {series}"))
-        .trim()
-        .parse()
-        .unwrap()
+    metric(text, series).unwrap_or_else(|| panic!("no sample {series}"))
 }
 
 #[tokio::test]

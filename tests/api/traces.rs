@@ -11,7 +11,9 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message;
-use test_support::{Server, bare_binary_command, client, visit_number};
+use test_support::{
+    Server, binary_command_on, client, free_port, free_ports, visit_number, wait_until_async,
+};
 
 /// One received span with the instance that sent it.
 #[derive(Debug, Clone)]
@@ -111,40 +113,36 @@ fn hex(bytes: &[u8]) -> String {
 
 /// An instance exporting traces to `endpoint`.
 fn traced(dir: &std::path::Path, name: &str, port: u16, peers: &str, endpoint: &str) -> Server {
-    let mut cmd = bare_binary_command();
-    cmd.args([
-        "--host",
-        "127.0.0.1",
-        "--log-format",
-        "json",
-        "--instance",
-        name,
-    ])
-    .args(["--port", &port.to_string(), "--peers", peers, "--data-dir"])
-    .arg(dir)
-    .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
-    .env("OTEL_SERVICE_NAME", "moscow-time")
-    .env(
-        "OTEL_RESOURCE_ATTRIBUTES",
-        format!("service.instance.id={name}"),
-    )
-    .env("OTEL_BSP_SCHEDULE_DELAY", "100");
+    let mut cmd = binary_command_on(dir, port);
+    cmd.args(["--instance", name, "--peers", peers])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        .env("OTEL_SERVICE_NAME", "moscow-time")
+        .env(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            format!("service.instance.id={name}"),
+        )
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100");
     Server::start_command(cmd)
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// pod-a's first cluster view whose trace has a span from pod-b.
+fn view_that_asked_the_peers(spans: &[Received]) -> Option<Span> {
+    spans
+        .iter()
+        .filter(|r| r.instance == "pod-a" && r.span.name == "GET /visits/cluster")
+        .find(|view| {
+            spans
+                .iter()
+                .any(|r| r.instance == "pod-b" && r.span.trace_id == view.span.trace_id)
+        })
+        .map(|r| r.span.clone())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn requests_writes_and_peer_fetches_arrive_as_linked_spans_of_one_trace() {
     let collector = Collector::start();
     let endpoint = format!("http://{}", collector.addr);
-    let ports = [free_port(), free_port()];
+    let ports: [u16; 2] = free_ports(2).try_into().unwrap();
     let peers = format!(
         "http://127.0.0.1:{},http://127.0.0.1:{}",
         ports[0], ports[1]
@@ -162,14 +160,19 @@ async fn requests_writes_and_peer_fetches_arrive_as_linked_spans_of_one_trace() 
     for visit in visits {
         visit.await.unwrap();
     }
-    // Past the cluster view's cache, so this call asks the peers itself.
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    let cluster = client()
-        .get(format!("{}/visits/cluster", a.address))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(cluster.status(), 200);
+    // The cluster view is cached for a moment: ask until one view asked the
+    // peers itself (its trace reaches pod-b), as the collector shows.
+    let cluster_url = format!("{}/visits/cluster", a.address);
+    let asked = wait_until_async(Duration::from_secs(30), || {
+        let (url, collector) = (cluster_url.clone(), &collector);
+        async move {
+            let cluster = client().get(url).send().await.unwrap();
+            assert_eq!(cluster.status(), 200);
+            view_that_asked_the_peers(&collector.spans()).is_some()
+        }
+    })
+    .await;
+    assert!(asked, "no cluster view reached pod-b within 30 s");
     for server in [&a, &b] {
         server.signal("TERM");
     }
@@ -229,7 +232,7 @@ async fn requests_writes_and_peer_fetches_arrive_as_linked_spans_of_one_trace() 
     assert_eq!(carried, 16);
 
     // One cluster view: a trace whose spans come from both instances.
-    let view = &named("pod-a", "GET /visits/cluster")[0];
+    let view = &view_that_asked_the_peers(&spans).expect("seen while running");
     let in_trace: HashMap<(String, String), usize> = spans
         .iter()
         .filter(|r| r.span.trace_id == view.trace_id)
@@ -298,6 +301,7 @@ async fn a_collector_that_is_down_fails_no_request_and_is_logged_once() {
             .unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(visit_number(&response), expected);
+        // Load pacing: the visits spread over many export attempts.
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     server.signal("TERM");

@@ -9,36 +9,21 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 from conftest import ROOT, SOURCES, config_json, main_container, render, the_statefulset
+from pyhelpers.live import free_port, http_get, stop_process, wait_until
 
 BIN = Path(os.environ.get("MOSCOW_TIME_BIN", ROOT / "target" / "debug" / "moscow-time"))
 FAKE_POD = "moscow-time-7"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def get(port: int, path: str, accept: str | None = None, timeout: float = 5.0) -> tuple[int, str]:
-    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
-    if accept:
-        req.add_header("Accept", accept)
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
+    answer = http_get(f"http://127.0.0.1:{port}{path}", timeout, accept)
+    return answer.status, answer.body
 
 
 def pod_environment(docs, tmp: Path, port: int) -> tuple[dict, list[str], dict]:
@@ -94,16 +79,13 @@ def test_the_binary_serves_probes_and_counts_visits_with_the_rendered_pod_spec(b
     log = open(tmp_path / "log", "wb")
     proc = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
+        def ready() -> bool:
             assert proc.poll() is None, f"exited {proc.returncode}: {(tmp_path / 'log').read_text()}"
             try:
-                if get(port, "/readyz", timeout=1)[0] == 200:
-                    break
+                return get(port, "/readyz", timeout=1)[0] == 200
             except OSError:
-                pass
-            assert time.monotonic() < deadline, "never became ready: " + (tmp_path / "log").read_text()
-            time.sleep(0.1)
+                return False
+        wait_until(ready, 30, lambda: "readiness; the log: " + (tmp_path / "log").read_text())
         for name, (p, path) in facts["probes"].items():
             assert path != "/"
             status, _ = get(p, path)
@@ -125,19 +107,9 @@ def test_the_binary_serves_probes_and_counts_visits_with_the_rendered_pod_spec(b
         if facts["delay"]:
             # The pod's shutdown delay: unready at once, still serving; a second SIGTERM ends it.
             proc.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 10
-            while get(port, "/readyz")[0] != 503:
-                assert time.monotonic() < deadline, "readiness did not fail on SIGTERM"
-                time.sleep(0.05)
+            wait_until(lambda: get(port, "/readyz")[0] == 503, 10, "readiness to fail on SIGTERM")
             assert get(port, "/")[0] == 200, "visits are served during the shutdown delay"
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        try:
-            rc = proc.wait(timeout=facts["shutdown"] + 5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-            raise
+        rc = stop_process(proc, facts["shutdown"] + 5)
         log.close()
-    assert rc == 0, f"SIGTERM exit code {rc}: {(tmp_path / 'log').read_text()}"
+    assert rc == 0, f"SIGTERM exit code {rc} (None: killed at the timeout): {(tmp_path / 'log').read_text()}"

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import (CHART, HELM, NAMESPACE, RELEASE, VERSION_LABELS, by_kind, config_json,
+from conftest import (CHART, HELM, NAMESPACE, RELEASE, SOURCES, VERSION_LABELS, by_kind, config_json,
                       env_value, is_helm_test, main_container, render, the_statefulset)
 
 
@@ -245,9 +245,10 @@ def test_the_pdb_exists_only_with_more_than_one_replica(docs):
     assert bool(pdbs) == (sts["spec"]["replicas"] > 1)
 
 
-def test_the_helm_test_pod_checks_readyz_and_visits_through_the_service(source, docs):
-    if source == "k8s":
-        pytest.skip("helm test pods belong to the chart only")
+# Helm test pods belong to the chart only: k8s/ is not a case here.
+@pytest.mark.parametrize("source", [s for s in SOURCES if s != "k8s"])
+def test_the_helm_test_pod_checks_readyz_and_visits_through_the_service(source):
+    docs = render(source)
     pods = [d for d in docs if d["kind"] == "Pod" and is_helm_test(d)]
     assert len(pods) == 1
     pod = pods[0]

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import copy
 import json
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,7 +24,8 @@ import yaml
 
 from conftest import (CHART, HELM, KUBE_VERSIONS, NAMESPACE, RELEASE, SCENARIOS, main_container,
                       render, the_statefulset)
-from test_contract import BIN, free_port, get, pod_environment
+from pyhelpers.live import free_port, log_contains, stop_process, wait_until
+from test_contract import BIN, get, pod_environment
 from validators import kubernetes_validate
 
 RECORD = Path(__file__).with_name("immutable-fields.json")
@@ -256,11 +255,15 @@ def test_the_repair_commands_work_with_the_diagnostic_pods_environment(tmp_path)
         return subprocess.run([str(BIN), *args], env=env, cwd=tmp_path, capture_output=True,
                               text=True, timeout=30)
 
-    idle = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT)
+    log_path = tmp_path / "idle.log"
+    log = open(log_path, "wb")
+    idle = subprocess.Popen(argv, env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+
+    def waiting() -> bool:
+        assert idle.poll() is None, f"idle exited {idle.returncode}: {log_path.read_text()}"
+        return log_contains(log_path, "idle: waiting for SIGTERM or SIGINT")
     try:
-        time.sleep(1)
-        assert idle.poll() is None, f"idle exited {idle.returncode}: {idle.stdout.read()}"
+        wait_until(waiting, 30, lambda: "idle to wait for a signal; its log: " + log_path.read_text())
         with pytest.raises(OSError):
             get(port, "/healthz", timeout=1)  # nothing serves in diagnostic mode
         counted = run("count")
@@ -272,15 +275,11 @@ def test_the_repair_commands_work_with_the_diagnostic_pods_environment(tmp_path)
         assert run("count").stdout == "41\n"
         kept = list((tmp_path / "data").glob("visits.corrupt-*"))
         assert len(kept) == 1 and kept[0].read_bytes() == b"12abc\n"
+        assert idle.poll() is None, f"idle exited {idle.returncode} by itself: {log_path.read_text()}"
     finally:
-        idle.send_signal(signal.SIGTERM)
-        try:
-            rc = idle.wait(timeout=facts["shutdown"] + 5)
-        except subprocess.TimeoutExpired:
-            idle.kill()
-            idle.wait()
-            raise
-    assert rc == 0, f"idle exited {rc} on SIGTERM"
+        rc = stop_process(idle, facts["shutdown"] + 5)
+        log.close()
+    assert rc == 0, f"idle exited {rc} on SIGTERM (None: killed at the timeout)"
 
 
 def test_the_chart_lints_in_diagnostic_mode():

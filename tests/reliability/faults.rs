@@ -16,6 +16,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use test_support::{Mount, Server, get, have, is_root, run_bounded, skip, temp_files};
+use test_support::{WRITE_PROBE_FAILED, log_write_probes, wait_until};
 use test_support::{bare_binary_command, binary_command, count_on_disk};
 
 const ERRORS: &str = "moscow_time_persist_errors_total";
@@ -203,7 +204,9 @@ fn a_data_folder_the_service_user_cannot_write_stops_startup_with_a_clear_error(
 #[test]
 fn a_lock_held_past_the_write_timeout_fails_visits_with_503_and_they_succeed_after_release() {
     let dir = tempfile::tempdir().unwrap();
-    let mut server = Server::start(dir.path(), &["--write-timeout-ms", "300"]);
+    let mut cmd = binary_command(dir.path());
+    log_write_probes(&mut cmd).args(["--write-timeout-ms", "300"]);
+    let mut server = Server::start_command(cmd);
     let pid = server.pid();
     assert_eq!(server.visit(), 1);
     assert_eq!(server.visit(), 2);
@@ -237,8 +240,14 @@ fn a_lock_held_past_the_write_timeout_fails_visits_with_503_and_they_succeed_aft
         );
     }
     assert_refusing(&server, dir.path(), 2, "waiting for the lock");
-    // Still refusing a while later: the probe retries and times out again.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Still refusing once the idle writer's probe retried and timed out again.
+    let probes = server.count_logs(WRITE_PROBE_FAILED);
+    assert!(
+        wait_until(Duration::from_secs(30), || server
+            .count_logs(WRITE_PROBE_FAILED)
+            > probes),
+        "no write probe ran"
+    );
     assert_eq!(server.get("/readyz").status, 503);
 
     holder.unlock().unwrap();

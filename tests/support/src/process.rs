@@ -12,6 +12,8 @@ use moscow_time::config::definition::SETTINGS;
 
 use crate::metrics::metric;
 use crate::raw_http::{Response, get};
+// Also reachable here, where system.rs has always found it.
+pub(crate) use crate::wait::wait_until;
 
 /// The real binary, started on port 0 with JSON logs, with every stdout
 /// line kept as raw bytes (not decoded, so invalid UTF-8 would be seen).
@@ -45,18 +47,27 @@ pub fn binary_path() -> PathBuf {
 /// A command for the binary with a clean environment for its settings,
 /// listening on 127.0.0.1:0 with JSON logs over `data_dir`.
 pub fn binary_command(data_dir: &Path) -> Command {
+    binary_command_on(data_dir, 0)
+}
+
+/// [`binary_command`] on a chosen port, for instances that must know each
+/// other's addresses before they start (see [`crate::free_ports`]).
+pub fn binary_command_on(data_dir: &Path, port: u16) -> Command {
     let mut cmd = bare_binary_command();
-    cmd.args([
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--log-format",
-        "json",
-        "--data-dir",
-    ])
-    .arg(data_dir);
+    cmd.args(["--host", "127.0.0.1", "--port", &port.to_string()])
+        .args(["--log-format", "json", "--data-dir"])
+        .arg(data_dir);
     cmd
+}
+
+/// What the idle writer logs (at debug level) each time its write probe
+/// fails again; see [`log_write_probes`].
+pub const WRITE_PROBE_FAILED: &str = "write probe still failing";
+
+/// Turns on the writer's debug lines, so a test can see a probe ran
+/// ([`WRITE_PROBE_FAILED`]) instead of sleeping for one.
+pub fn log_write_probes(cmd: &mut Command) -> &mut Command {
+    cmd.env("RUST_LOG", "info,moscow_time::store::commit=debug")
 }
 
 /// The binary with none of its settings in the environment and no flags.
@@ -167,6 +178,22 @@ impl Server {
         }
     }
 
+    /// Waits at most `timeout` for a JSON log line whose message is `message`.
+    pub fn wait_for_log(&self, message: &str, timeout: Duration) -> bool {
+        wait_until(timeout, || self.count_logs(message) > 0)
+    }
+
+    /// How many JSON log lines so far have `message` as their message.
+    pub fn count_logs(&self, message: &str) -> usize {
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|line| serde_json::from_slice::<serde_json::Value>(line).ok())
+            .filter(|log| log["message"] == message)
+            .count()
+    }
+
     /// Whether the process is still running.
     pub fn is_running(&mut self) -> bool {
         self.child.try_wait().unwrap().is_none()
@@ -275,19 +302,5 @@ pub fn run_bounded(mut cmd: Command, timeout: Duration) -> Output {
         status,
         stdout: out_reader.join().unwrap(),
         stderr: err_reader.join().unwrap(),
-    }
-}
-
-/// Polls `check` every 50 ms until it is true, at most `timeout`.
-pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if check() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
