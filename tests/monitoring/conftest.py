@@ -18,9 +18,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared helpers: tests/pyhelpers
 
 import chart  # noqa: E402
-from live import POD_ADDRESSES, Instance, Prometheus, Traffic, free_port, wait_until  # noqa: E402
+from live import POD_ADDRESSES, Instance, Prometheus, Traffic  # noqa: E402
+from pyhelpers.live import free_port, wait_until  # noqa: E402
 
 REPORT: list[str] = []
 
@@ -66,7 +68,10 @@ def warm_up(s: Stack) -> None:
     with Traffic(s.pods, s.answers, extra_paths=["/visits/cluster", "/api/time"]):
         wait_until(lambda: len(s.prom.query("count_over_time(moscow_time_visits_total[1m]) >= 2")) == len(s.pods),
                    30, "two scrapes of every pod")
-        time.sleep(1)
+        # The traffic shows between two scrapes: every pod's request rate and latency histogram moves.
+        wait_until(lambda: len(s.prom.query(
+            "sum by (pod) (rate(moscow_time_http_request_duration_seconds_count[1m])) > 0")) == len(s.pods),
+                   30, "a request rate on every pod")
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,6 @@ import json
 import math
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -26,54 +25,9 @@ from pathlib import Path
 import yaml
 
 from chart import NAMESPACE, Scrape
+from pyhelpers.live import free_port, stop_process, wait_until
 
 POD_ADDRESSES = ["127.77.0.1", "127.77.0.2", "127.77.0.3"]
-
-
-def wait_until(condition, timeout: float, what, interval: float = 0.2):
-    """Poll condition() until it returns something truthy, and return that. `what` (a string, or
-    a callable giving one) says in the failure what was awaited and what was seen last."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what() if callable(what) else what}")
-        time.sleep(interval)
-
-
-def port_free_on_all(port: int, addresses: list[str]) -> bool:
-    for address in addresses:
-        with socket.socket() as s:
-            try:
-                s.bind((address, port))
-            except OSError:
-                return False
-    return True
-
-
-def free_port(addresses: list[str]) -> int:
-    """A port free on every given address (as the same container port is on every pod IP)."""
-    for _ in range(50):
-        with socket.socket() as s:
-            s.bind((addresses[0], 0))
-            port = s.getsockname()[1]
-        if port_free_on_all(port, addresses):
-            return port
-    raise RuntimeError(f"no port free on all of {addresses}")
-
-
-def stop_process(process: subprocess.Popen | None, timeout: float = 15) -> None:
-    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
-    if process is None or process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 @dataclass
@@ -165,7 +119,7 @@ class Prometheus:
     def __init__(self, binary: str, workdir: Path):
         self.binary = binary
         self.workdir = workdir
-        self.port = free_port(["127.0.0.1"])
+        self.port = free_port()
         self.log_path = workdir / "prometheus.log"
         self.process: subprocess.Popen | None = None
 
@@ -298,7 +252,7 @@ class LockHolder:
                 fcntl.flock(f, fcntl.LOCK_EX)
                 self.stopping.wait(self.hold)
                 fcntl.flock(f, fcntl.LOCK_UN)
-                time.sleep(self.gap)
+                time.sleep(self.gap)  # part of the fault: writes get through between holds
 
     def __enter__(self) -> "LockHolder":
         self.thread.start()

@@ -13,7 +13,8 @@ import pytest
 
 import chart
 from conftest import REPORT
-from live import LockHolder, Traffic, request, wait_until
+from live import LockHolder, Traffic, request
+from pyhelpers.live import wait_until
 
 CANARY = "MonitoringTestNeverFires"  # tests/monitoring/values.yaml: the must-fail rule
 # Every alert of the chart that a test below provokes for real.

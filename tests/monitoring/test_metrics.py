@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 
-from live import request, wait_until
+from live import request
+from pyhelpers.live import wait_until
 
 import chart
 

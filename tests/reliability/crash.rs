@@ -67,6 +67,7 @@ fn hammer(addr: SocketAddr, stop: Arc<AtomicBool>, tally: Arc<Tally>) -> JoinHan
                 match Conn::connect(addr) {
                     Ok(c) => conn = Some(c),
                     Err(_) => {
+                        // Load pacing: reconnect after a breath while the server restarts.
                         std::thread::sleep(Duration::from_millis(5));
                         continue;
                     }
@@ -133,6 +134,7 @@ fn kill_9_under_load_twenty_times_in_a_row_never_loses_an_acknowledged_visit() {
         let stop = Arc::new(AtomicBool::new(false));
         let clients = start_clients(8, server.addr, &stop, &tally);
         wait_for_acks(&tally, 5, &format!("round {round}"));
+        // Deliberate: the kill lands at a random moment of the load.
         std::thread::sleep(Duration::from_millis(rng.range(0, 250)));
 
         let status = server.kill9();
@@ -197,6 +199,7 @@ fn killing_one_of_two_processes_on_one_folder_leaves_the_survivor_counting_exact
         let mut clients = start_clients(4, victim.addr, &stop, &tally);
         clients.extend(start_clients(4, survivor.addr, &stop, &tally));
         wait_for_acks(&tally, 10, &format!("round {round}"));
+        // Deliberate: the kill lands at a random moment of the load.
         std::thread::sleep(Duration::from_millis(rng.range(0, 250)));
 
         let status = victim.kill9();

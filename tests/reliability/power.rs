@@ -40,7 +40,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use test_support::{Conn, Rng, Server, bare_binary_command, env_or, run_bounded, skip, temp_files};
+use test_support::{
+    Conn, Rng, Server, bare_binary_command, env_or, run_bounded, skip, temp_files, wait_until,
+};
 
 use powerfs::PowerFs;
 use powerfs::disk::{self, Cut, CutKind, Image, Mix, Recording};
@@ -414,18 +416,17 @@ fn load_then_kill(
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     if tally.visit(addr, &journal).is_none() {
+                        // Load pacing: a refused client retries after a breath.
                         std::thread::sleep(Duration::from_millis(2));
                     }
                 }
             })
         })
         .collect();
-    let deadline = Instant::now() + TIMEOUT;
-    while tally.acked() < ACKS_BEFORE_KILL && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until(TIMEOUT, || tally.acked() >= ACKS_BEFORE_KILL);
     let acked = tally.acked();
     if acked >= ACKS_BEFORE_KILL {
+        // Deliberate: the power cut lands at a random moment of the load.
         std::thread::sleep(Duration::from_millis(mix.below(500)));
     }
     service.signal("KILL");

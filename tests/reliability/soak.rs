@@ -119,6 +119,7 @@ fn a_mixed_load_soak_keeps_memory_flat_every_file_read_parseable_and_the_count_e
             ));
         }
         last_scraped = total;
+        // Load pacing: a scrape every 100 ms, as a busy Prometheus would.
         std::thread::sleep(Duration::from_millis(100));
         Ok(())
     }));
@@ -133,12 +134,14 @@ fn a_mixed_load_soak_keeps_memory_flat_every_file_read_parseable_and_the_count_e
                     errors.lock().unwrap().push(e);
                 }
                 *reads.lock().unwrap() += 1;
+                // Load pacing: a reader every millisecond.
                 std::thread::sleep(Duration::from_millis(1));
             }
         }));
     }
 
     let started = Instant::now();
+    // The soak's own clock, what it is about: warm-up, then checks over its duration.
     std::thread::sleep(warm_up);
     let rss_warm = server.rss_kib();
     while started.elapsed() < duration {

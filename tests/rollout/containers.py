@@ -35,14 +35,16 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from rehearsal import Balancer, Checks, Load, Outcome, free_port, http_status, wait_until  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared helpers: tests/pyhelpers
+from pyhelpers.live import free_port, http_status, wait_until  # noqa: E402
+from pyhelpers.rollout import roll as rolling_restart  # noqa: E402
+from rehearsal import Balancer, Checks, Load, Outcome  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "moscow-time"
 NAMES = ["moscow-time-0", "moscow-time-1", "moscow-time-2"]
 HEADLESS_ALIAS = "moscow-time-headless"   # the headless Service's stand-in on the podman network
 LABEL = "org.moscow-time.rehearsal=rollout"
-RESTART_GAP_SECS = 2
 
 result = Checks()
 
@@ -218,9 +220,9 @@ def rehearse(image: str, next_image: str, spec: PodSpec, config_dir: Path, work:
         balancer.wait_states({name: "UP" for name in NAMES})
         load = Load(work, balancer.url)
         load.start()
-        time.sleep(2)
+        time.sleep(2)  # load pacing: steady state first
         stops = roll(pods, next_image, label, delay)
-        time.sleep(2)
+        time.sleep(2)  # and again after
         outcome = load.stop(lambda: sum(pod.visits_on_volume() for pod in pods))
         report(label, outcome, load.seconds, stops)
         check_outcome(label, outcome, pods, next_image, must_fail=delay == 0)
@@ -236,16 +238,16 @@ def rehearse(image: str, next_image: str, spec: PodSpec, config_dir: Path, work:
 
 def roll(pods: list[Pod], next_image: str, label: str, delay: int) -> list[str]:
     """What the StatefulSet controller does on an update, highest ordinal first."""
-    stops = []
-    for pod in reversed(pods):
+    def stop(pod: Pod) -> str:
         code, seconds = pod.stop()
-        stops.append(f"{pod.name} {seconds:.1f} s")
         result(code == 0 and seconds >= delay,
                f"{label}: {pod.name} exited {code} on SIGTERM after {seconds:.1f} s (the delay is {delay} s)")
-        time.sleep(RESTART_GAP_SECS)
+        return f"{pod.name} {seconds:.1f} s"
+
+    def start(pod: Pod) -> None:
         pod.run(next_image)
         pod.wait_ready()
-    return stops
+    return rolling_restart(pods, stop, start)
 
 
 def found_peers(label: str, pod: Pod) -> None:

@@ -5,16 +5,21 @@
 -- Stopping without losing count: wrk abandons in-flight requests when it stops, and an
 -- abandoned GET / may still have counted a visit. So once the file $WRK_STOP_FILE exists,
 -- every connection sends GET /healthz (which never counts) instead, and wrk is stopped a
--- moment later, when no GET / is in flight any more.
+-- moment later, when no GET / is in flight any more. From the wind-down on, each thread also
+-- appends its answers to $WRK_RECORD.live.<thread> as they arrive, so the rehearsal can see
+-- the answer of the last counted visit arrive before it stops wrk.
 
 local threads = {}
 
 function setup(thread)
     table.insert(threads, thread)
+    thread:set("id", #threads)
 end
 
 function init(args)
     answers = {}
+    written = 0
+    live_path = os.getenv("WRK_RECORD") .. ".live." .. id
     stop_file = os.getenv("WRK_STOP_FILE")
     page = wrk.format("GET", "/")
     health = wrk.format("GET", "/healthz")
@@ -27,6 +32,7 @@ function request()
         if f then
             f:close()
             winding_down = true
+            write_live()
         end
     end
     if winding_down then
@@ -44,6 +50,19 @@ function response(status, headers, body)
     end
     local instance = body:match("to this pod %(([^)]*)%)") or body:match("served by ([^<]*)") or "-"
     answers[#answers + 1] = status .. " " .. instance .. " " .. visit
+    if winding_down then
+        write_live()
+    end
+end
+
+-- Appends the answers not yet in this thread's live record.
+function write_live()
+    local out = assert(io.open(live_path, "a"))
+    for i = written + 1, #answers do
+        out:write(answers[i], "\n")
+    end
+    out:close()
+    written = #answers
 end
 
 function done(summary, latency, requests)

@@ -14,11 +14,11 @@ import time
 import pytest
 
 from conftest import FIGURES
+from pyhelpers.rollout import roll
 from rehearsal import Balancer, Instance, Load, Outcome, make_cluster, start_all, stop_all
 
 CHART_DELAY_SECS = 5          # config.shutdown_delay_secs in the chart
 SHUTDOWN_TIMEOUT_SECS = 20    # the binary's default
-RESTART_GAP_SECS = 2
 NAMES = ["moscow-time-0", "moscow-time-1", "moscow-time-2"]
 # tcp: kube-proxy (a connection stays with its pod); http: an ingress controller (per request).
 MODES = ["tcp", "http"]
@@ -61,11 +61,10 @@ class Rehearsal:
 
     def roll(self) -> None:
         """What the StatefulSet controller does on an update, highest ordinal first."""
-        for instance in reversed(self.instances):
-            self.stop_one(instance)
-            time.sleep(RESTART_GAP_SECS)
+        def start(instance: Instance) -> None:
             instance.start()
             instance.wait_ready()
+        roll(self.instances, self.stop_one, start)
 
     def drain_node(self) -> None:
         """A fresh instance takes over, then all three get SIGTERM at the same moment."""
@@ -82,7 +81,7 @@ class Rehearsal:
 
     def under_load(self, action) -> Outcome:
         self.load.start()
-        time.sleep(2)                 # steady state first
+        time.sleep(2)                 # load pacing: steady state first
         action()
         time.sleep(2)                 # and again after
         outcome = self.load.stop(lambda: sum(self.visits_on_disk().values()))
