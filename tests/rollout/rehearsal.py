@@ -111,11 +111,6 @@ class Instance:
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def live_page_views(self) -> int:
-        """The page views in the records the wrk threads append to from the wind-down on."""
-        text = "".join(p.read_text() for p in self.record_path.parent.glob(self.record_path.name + ".live.*"))
-        return Outcome.parse("errors\n" + text).page_views
-
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.kill()
@@ -352,6 +347,11 @@ class Load:
             raise AssertionError("wrk did not stop on SIGINT")
         assert self.record_path.exists(), f"wrk wrote no record: {self.log_path.read_text()}"
         return Outcome.parse(self.record_path.read_text())
+
+    def live_page_views(self) -> int:
+        """The page views in the records the wrk threads append to from the wind-down on."""
+        text = "".join(p.read_text() for p in self.record_path.parent.glob(self.record_path.name + ".live.*"))
+        return Outcome.parse("errors\n" + text).page_views
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
