@@ -220,7 +220,8 @@ class Traffic:
 
     def _run(self, pod: Instance) -> None:
         while not self.stopping.is_set():
-            status, number = pod.visit()
+            # A generous timeout: an answer given up on would read as a gap in the numbers.
+            status, number = pod.visit(timeout=30)
             self.log.append((pod.name, status, number))
             for path in self.extra_paths:
                 pod.get(path)
@@ -234,7 +235,7 @@ class Traffic:
     def __exit__(self, *exc) -> None:
         self.stopping.set()
         for t in self.threads:
-            t.join(timeout=15)
+            t.join(timeout=45)  # beyond a visit's own timeout
 
 
 class LockHolder:
