@@ -3,8 +3,9 @@ use std::time::{Duration, Instant};
 
 use test_support::{Server, binary_command_on, client, free_ports, get_json, visit_number};
 
-/// The peer timeout every cluster here runs with.
-const PEER_TIMEOUT: Duration = Duration::from_millis(300);
+/// The peer timeout every cluster here runs with: wide enough that a live
+/// peer on a busy machine is never taken for an unreachable one.
+const PEER_TIMEOUT: Duration = Duration::from_millis(2000);
 /// Bound on waiting for a cluster view to show what it must.
 const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -98,15 +99,18 @@ async fn three_instances_report_each_count_and_the_exact_total_once_each() {
     );
     assert_eq!(view["unreachable"], serde_json::json!([]));
 
-    // A page view shows the last known view: make pod-2's view fresh first.
-    cluster_view(&cluster.nodes[2].address).await;
+    // A page view shows the last known view: pod-2's must have every pod first.
+    cluster_view_until(&cluster.nodes[2].address, "6 visits", |v| v["total"] == 6).await;
     let (n, page) = visit(&cluster.nodes[2].address).await;
     assert_eq!(n, 4);
     assert!(
         page.contains("visit #4 to this pod (pod-2) · 7 visits across 3 pods"),
         "{page}"
     );
-    let after: serde_json::Value = cluster_view(&cluster.nodes[1].address).await;
+    let after = cluster_view_until(&cluster.nodes[1].address, "every pod", |v| {
+        v["unreachable"] == serde_json::json!([])
+    })
+    .await;
     assert!(
         after["total"].as_u64().unwrap() >= 6,
         "the cluster view never counts a visit"
@@ -178,7 +182,7 @@ async fn a_dead_or_hung_peer_is_reported_unreachable_and_the_page_stays_fast() {
 }
 
 /// A page view never waits on the network: with a peer that accepts
-/// connections and never answers, no page view over 3 s of requests waits
+/// connections and never answers, no page view over 4 s of requests waits
 /// as long as the peer timeout (the old refresh made one view a second wait
 /// the whole timeout). Bounded by the timeout itself, not a speed claim.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -187,7 +191,7 @@ async fn a_hung_peer_never_holds_a_page_view_hostage() {
     let hung_url = format!("http://{}", hung.local_addr().unwrap());
     let dir = tempfile::tempdir().unwrap();
     let peers = format!("{hung_url},http://127.0.0.1:1");
-    let peer_timeout = Duration::from_millis(1000);
+    let peer_timeout = Duration::from_millis(2000);
     let node = Server::start(
         dir.path(),
         &[
@@ -200,7 +204,7 @@ async fn a_hung_peer_never_holds_a_page_view_hostage() {
     let client = client();
     let (mut views, mut slow) = (0, Vec::new());
     let started = Instant::now();
-    while started.elapsed() < Duration::from_secs(3) {
+    while started.elapsed() < Duration::from_secs(4) {
         let one = Instant::now();
         let response = client
             .get(format!("{}/", node.address))
@@ -214,7 +218,7 @@ async fn a_hung_peer_never_holds_a_page_view_hostage() {
             slow.push(took);
         }
     }
-    assert!(views >= 10, "only {views} page views in 3 s");
+    assert!(views >= 10, "only {views} page views in 4 s");
     assert!(
         slow.is_empty(),
         "{} of {views} page views waited as long as the peer timeout: {slow:?}",
