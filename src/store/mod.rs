@@ -792,15 +792,15 @@ mod tests {
         assert!(collided, "no copy was made inside its window in five tries");
     }
 
-    /// Takes every corrupt-copy name of a one-second window starting a
-    /// second from now (wide enough for a machine under load), waits for the
-    /// window, forces a count over a corrupt file, and says whether the kept
-    /// copy was stamped inside the window.
+    /// Takes every corrupt-copy name of a 500 ms window starting 3 s from now
+    /// (taking the names can itself take seconds on a machine under load),
+    /// waits for the window, forces a count over a corrupt file, and says
+    /// whether the kept copy was stamped inside the window.
     fn kept_copy_collides_with_every_stamp_taken() -> bool {
         let tmp = tempfile::tempdir().unwrap();
         fs::write(tmp.path().join(VISITS_FILE), "oops\n").unwrap();
-        let window = chrono::TimeDelta::milliseconds(1000);
-        let start = chrono::Utc::now() + window;
+        let window = chrono::TimeDelta::milliseconds(500);
+        let start = chrono::Utc::now() + chrono::TimeDelta::seconds(3);
         let taken: Vec<PathBuf> = (0..window.num_milliseconds())
             .map(|ms| {
                 let stamp =
