@@ -74,7 +74,7 @@ class Instance:
         self.process = subprocess.Popen([str(self.binary)], env=full, stdout=log, stderr=log,
                                         stdin=subprocess.DEVNULL)
         log.close()
-        wait_until(lambda: self.get("/healthz", timeout=0.5).status == 200, 15, f"{self.name} to start")
+        wait_until(lambda: self.get("/healthz", timeout=0.5).status == 200, 60, f"{self.name} to start")
 
     def get(self, path: str, timeout: float = 5.0) -> Answer:
         return request(self.url + path, timeout=timeout)

@@ -21,6 +21,7 @@ CANARY = "MonitoringTestNeverFires"  # tests/monitoring/values.yaml: the must-fa
 PROVOKED = {"MoscowTimePersistErrors", "MoscowTimeTargetDown", "MoscowTimePeerFetchErrors",
             "MoscowTimePersistLatencyHigh"}
 SLACK = 10  # seconds beyond a rule's own window and `for:` (scrapes, evaluations, polling)
+PATIENCE = 30  # seconds for what happens within a few on an idle machine: a bound, not a speed claim
 
 
 def seconds(duration: str) -> float:
@@ -52,7 +53,7 @@ def wait_resolved(prom, alert: str, timeout: float) -> None:
                lambda: f"{alert} to resolve; still active for {sorted(prom.alerts(alert))}")
 
 
-def counted(stack, pod, timeout: float = 10) -> None:
+def counted(stack, pod, timeout: float = 30) -> None:
     """Wait until Prometheus has the pod's count as its visits file has it."""
     wait_until(lambda: stack.prom.value(f'moscow_time_visits_total{{pod="{pod.name}"}}') == pod.file_count(),
                timeout, f"Prometheus to have {pod.name}'s count")
@@ -88,17 +89,17 @@ def test_a_full_disk_fires_persist_errors_for_that_pod_only_and_counting_goes_on
             assert '"disk":true' in faulty.get("/faults").body.replace(" ", "")
             before = {p.name: prom.value(f'moscow_time_visits_total{{pod="{p.name}"}}') for p in others}
             wait_until(lambda: all(prom.value(f'moscow_time_visits_total{{pod="{n}"}}') > v for n, v in before.items()),
-                       10, "the other pods' counts to rise in Prometheus")
+                       PATIENCE, "the other pods' counts to rise in Prometheus")
         finally:
             assert faulty.delete("/faults/disk").status in (200, 204)
         answers = stack.answers[during:]
         assert {s for n, s, _ in answers if n == faulty.name} >= {503}, "the faulty pod never refused a visit"
         for p in others:
             assert {s for n, s, _ in answers if n == p.name} == {200}, f"{p.name} failed visits meanwhile"
-        wait_until(lambda: faulty.get("/readyz").status == 200, 10, "readiness to come back")
+        wait_until(lambda: faulty.get("/readyz").status == 200, PATIENCE, "readiness to come back")
         wait_resolved(prom, "MoscowTimePersistErrors", resolve)
         after_fault = faulty.file_count()
-        wait_until(lambda: faulty.file_count() > after_fault + 5, 10, f"{faulty.name} to count on")
+        wait_until(lambda: faulty.file_count() > after_fault + 5, PATIENCE, f"{faulty.name} to count on")
     counted(stack, faulty)
     assert prom.value(f'resets(moscow_time_visits_total{{pod="{faulty.name}"}}[10m])') == 0
     REPORT.append(f"disk fault: fired, resolved and counted on in {time.monotonic() - started:.1f} s")

@@ -37,7 +37,7 @@ def test_the_cluster_total_in_prometheus_equals_the_sum_of_the_visits_files(stac
     def equal():
         seen.append(stack.prom.value("sum(moscow_time_visits_total)"))
         return seen[-1] == files
-    wait_until(equal, 10, lambda: f"sum(moscow_time_visits_total) == {files} (the files); Prometheus says {seen[-1]}")
+    wait_until(equal, 30, lambda: f"sum(moscow_time_visits_total) == {files} (the files); Prometheus says {seen[-1]}")
     for p in stack.pods:
         assert stack.prom.value(f'moscow_time_visits_total{{pod="{p.name}"}}') == p.file_count(), p.name
 
@@ -59,7 +59,7 @@ def test_scanners_cannot_add_series(stack):
         path = f"/scan-{rng.randrange(10**9)}/{i}.php"
         request(pod.url + path, method=rng.choice(["GET", "FROB", "BREW", "PROPFIND"]))
     wait_until(lambda: (prom.value(f'sum(moscow_time_http_requests_total{{pod="{pod.name}", route="unmatched"}})') or 0) >= 40,
-               10, "the scan to be scraped")
+               30, "the scan to be scraped")
     series = prom.api("series", **{"match[]": "moscow_time_http_requests_total"})
     routes = {s["route"] for s in series}
     methods = {s["method"] for s in series}
