@@ -107,14 +107,11 @@ async fn three_instances_report_each_count_and_the_exact_total_once_each() {
         page.contains("visit #4 to this pod (pod-2) · 7 visits across 3 pods"),
         "{page}"
     );
-    let after = cluster_view_until(&cluster.nodes[1].address, "every pod", |v| {
-        v["unreachable"] == serde_json::json!([])
+    // pod-1's cached view may predate pod-2's visits: asked until it has them.
+    cluster_view_until(&cluster.nodes[1].address, "at least 6 visits", |v| {
+        v["total"].as_u64() >= Some(6)
     })
     .await;
-    assert!(
-        after["total"].as_u64().unwrap() >= 6,
-        "the cluster view never counts a visit"
-    );
     let own: u64 = client()
         .get(format!("{}/visits", cluster.nodes[1].address))
         .send()
