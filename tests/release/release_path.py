@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import re
 import secrets
 import shutil
@@ -47,7 +46,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "rollout"))
 from rehearsal import Checks, free_port, http_status, wait_until  # noqa: E402
-from signing import Key, SignedRelease  # noqa: E402
+from signing import Key, SignedRelease, run  # noqa: E402
 
 HELM = str(ROOT / ".tools" / "bin" / "helm")
 NAME = "moscow-time"
@@ -56,16 +55,8 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ])
-STEP_TIMEOUT = 180   # seconds for any one command
 
 result = Checks()
-
-
-def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=STEP_TIMEOUT)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()[-800:]}")
-    return done
 
 
 def cargo_lock_versions() -> dict[str, set[str]]:
@@ -196,8 +187,7 @@ def check_registry(registry: Registry, record: dict, version: str, local_labels:
 
 
 def release(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ROOT / "scripts" / "release"), *args], capture_output=True, text=True,
-                          timeout=STEP_TIMEOUT, env={**os.environ, **(env or {})})
+    return run(str(ROOT / "scripts" / "release"), *args, env=env, check=False)
 
 
 def check_release_refusals(image: str, workdir: Path, key: Key) -> None:

@@ -34,10 +34,12 @@ from pathlib import Path
 from rehearsal import Checks
 
 NAME = "moscow-time"
+CHART = Path(__file__).resolve().parents[2] / "helm" / NAME
 COMMAND_TIMEOUT = 180   # seconds for any one command
 
 
 def run(*cmd: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a command (with env added to this process's environment); raise on failure if check."""
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=COMMAND_TIMEOUT,
                           env={**os.environ, **(env or {})})
     if check and done.returncode != 0:
@@ -290,12 +292,9 @@ class SignedRelease:
 
         # The same chart signed with the other key.
         folder = self.workdir / "other-key"
-        run(self.helm_path, "package", str(ROOT_CHART), "--version", version, "--app-version", version,
+        run(self.helm_path, "package", str(CHART), "--version", version, "--app-version", version,
             "--sign", "--key", self.other_key.uid,
             "--keyring", str(self.other_key.secret_keyring(self.workdir / "other-secring.gpg")),
             "--destination", str(folder))
         self.chart_refused("a chart signed with another key", self.push_chart(folder, "other-key"),
                            "openpgp: signature made by unknown entity")
-
-
-ROOT_CHART = Path(__file__).resolve().parents[2] / "helm" / NAME
