@@ -31,6 +31,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+import yaml
 from rehearsal import Checks
 
 NAME = "moscow-time"
@@ -106,8 +107,8 @@ def registries_d_home(home: Path, repository: str, **where: str) -> dict[str, st
     """A HOME whose .config/containers/registries.d names the repository's lookaside (see scripts/release)."""
     folder = home / ".config" / "containers" / "registries.d"
     folder.mkdir(parents=True)
-    lines = [f"{key.replace('_', '-')}: {value}" for key, value in where.items()]
-    (folder / f"{NAME}.yaml").write_text("docker:\n  " + repository + ":\n" + "".join(f"    {line}\n" for line in lines))
+    settings = {key.replace("_", "-"): value for key, value in where.items()}
+    (folder / f"{NAME}.yaml").write_text(yaml.safe_dump({"docker": {repository: settings}}))
     return {"HOME": str(home)}
 
 
