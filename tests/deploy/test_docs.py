@@ -453,3 +453,9 @@ def test_the_readme_reaches_a_cluster_within_its_first_60_lines():
     order = ["## What you need", "## Run it on your machine", "## Put it on a cluster",
              "## What you see, and why", "## Learn more"]
     assert [h for h in headings if h in order] == order, headings
+
+
+def test_a_quote_that_never_closes_is_reported_not_swallowed():
+    text = "```sh\nhelm install moscow-time x --set image.digest=sha256:<the release's digest>\nkubectl get pods\n```\n"
+    with pytest.raises(AssertionError, match="never closed"):
+        docs.shell_commands(text, "example.md")
