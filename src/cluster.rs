@@ -81,10 +81,12 @@ struct Cached {
 
 /// Discovers peers and fetches their counts.
 ///
-/// A page view never waits on the network: it is served from the last
+/// A page view does not wait on the network: it is served from the last
 /// known view, and if that is older than [`CACHE_FOR`] one background task
-/// refreshes it. `GET /visits/cluster`, an API call rather than a page
-/// view, waits for a fresh view (at most the peer timeout).
+/// refreshes it. Only the views served before the very first answer wait,
+/// at most [`FIRST_VIEW_WAIT`], and then say the peers were not asked yet.
+/// `GET /visits/cluster`, which the open page polls, waits for a fresh view
+/// (at most the peer timeout); concurrent callers share one refresh.
 pub struct Peers {
     inner: Arc<Fetcher>,
     /// Held by whoever refreshes, so there is only ever one refresh.

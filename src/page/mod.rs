@@ -1,11 +1,14 @@
-//! The HTML page: the time in the configured zone and this visit's number.
+//! The HTML page: the time in the configured zone, this visit's number and
+//! every pod's count (a table with a bar per pod, the text equivalent of the
+//! picture).
 //!
 //! Everything that does not change between requests (the style, the script,
 //! the zone name, the escaped instance name, the Content-Security-Policy
 //! with the hashes of the inline script and style) is built once in
 //! [`Page::new`]; a request only formats the time and the numbers into a
 //! preallocated string. The page loads nothing from elsewhere: the clock
-//! ticks in the browser from the server's time, through a small inline
+//! ticks in the browser from the server's time, and the per-pod counts are
+//! refreshed from this origin's `/visits/cluster`, through a small inline
 //! script that the CSP allows by its hash and nothing else. The style and
 //! the script are real files beside this one (`style.css`, `clock.js`),
 //! compiled in.
