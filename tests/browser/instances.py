@@ -153,7 +153,11 @@ class ManyPeers:
             def log_message(self, *args):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        class Server(http.server.ThreadingHTTPServer):
+            # All the peers are asked at once: room for every connection in the backlog.
+            request_queue_size = 2 * n
+
+        self.server = Server(("127.0.0.1", 0), Handler)
         base = f"http://127.0.0.1:{self.server.server_address[1]}"
         self.urls = [f"{base}/p{i}" for i in range(1, n + 1)]
 

@@ -208,7 +208,7 @@ def test_the_console_has_no_errors_and_the_favicon_was_fetched(cluster):
         driver.quit()
 
 
-def test_the_stale_mark_keeps_the_last_numbers_until_the_pod_answers_again():
+def test_the_stale_mark_keeps_the_last_numbers_and_backs_off_until_the_pod_answers_again():
     with Cluster(1) as one:
         driver = chromium()
         try:
@@ -220,6 +220,11 @@ def test_the_stale_mark_keeps_the_last_numbers_until_the_pod_answers_again():
                 wait_for(driver, lambda d: d.find_element(By.ID, "pods").get_attribute("data-state") == "stale", "the stale mark", timeout=30)
                 assert driver.find_element(By.ID, "pods-status").text.startswith("Stale:"), "the mark is words, not colour"
                 assert rows(driver) == shown, "the last known numbers stay"
+                # Each failure doubles the wait: 5 s, then 10, then 20.
+                status = lambda d: d.find_element(By.ID, "pods-status").text  # noqa: E731
+                assert "Retrying in 10 s." in status(driver), status(driver)
+                wait_for(driver, lambda d: "Retrying in 20 s." in status(d), "the second, longer back-off", timeout=30)
+                assert rows(driver) == shown
             finally:
                 one[0].start()
             wait_for(driver, live, "live again after the pod returned", timeout=30)
@@ -260,8 +265,9 @@ def test_axe_finds_no_wcag_violations_and_nothing_overflows(setup, cluster, axe_
     elif setup == "fifty pods and a dead peer":
         with ManyPeers(49) as many, Cluster(1, extra_peers=many.urls + ["http://127.0.0.1:9"]) as fifty:
             found = check_layouts(axe_browser, fifty[0].url, 51)
-            names = [name for name, *_ in rows(axe_browser)]
-            assert len(names) == 51 and names[-1] == "http://127.0.0.1:9", names[-3:]
+            shown = rows(axe_browser)
+            assert [kind for *_, kind in shown].count("down") == 1, shown
+            assert shown[-1][0] == "http://127.0.0.1:9" and shown[-2][:2] == ["pod-49", "49"], shown[-2:]
     else:
         with Cluster(1, peers=setup != "alone") as one:
             found = check_layouts(axe_browser, one[0].url, 0 if setup == "alone" else 1)
