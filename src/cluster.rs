@@ -22,7 +22,12 @@ use crate::config::PeerSource;
 use crate::metrics::Metrics;
 
 /// How long a cluster view is reused before peers are asked again.
-const CACHE_FOR: Duration = Duration::from_millis(1000);
+pub const CACHE_FOR: Duration = Duration::from_millis(1000);
+
+/// The longest a page view waits for the very first answer of the peers
+/// (never longer than the peer timeout). Only views served before any
+/// peer was asked wait at all; later views use the last known view.
+const FIRST_VIEW_WAIT: Duration = Duration::from_millis(250);
 
 /// What `GET /visits` answers in JSON.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -34,7 +39,7 @@ pub struct InstanceCount {
 }
 
 /// One instance in the cluster view.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PodCount {
     /// The instance's name.
     pub instance: String,
@@ -46,7 +51,7 @@ pub struct PodCount {
 }
 
 /// A peer that did not answer in time.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Unreachable {
     /// The base URL (or `dns:<name>` when discovery itself failed).
     pub peer: String,
@@ -57,7 +62,7 @@ pub struct Unreachable {
 }
 
 /// The answer of `GET /visits/cluster`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterView {
     /// Every instance that answered, this one always included.
     pub pods: Vec<PodCount>,
@@ -76,10 +81,12 @@ struct Cached {
 
 /// Discovers peers and fetches their counts.
 ///
-/// A page view never waits on the network: it is served from the last
+/// A page view does not wait on the network: it is served from the last
 /// known view, and if that is older than [`CACHE_FOR`] one background task
-/// refreshes it. `GET /visits/cluster`, an API call rather than a page
-/// view, waits for a fresh view (at most the peer timeout).
+/// refreshes it. Only the views served before the very first answer wait,
+/// at most [`FIRST_VIEW_WAIT`], and then say the peers were not asked yet.
+/// `GET /visits/cluster`, which the open page polls, waits for a fresh view
+/// (at most the peer timeout); concurrent callers share one refresh.
 pub struct Peers {
     inner: Arc<Fetcher>,
     /// Held by whoever refreshes, so there is only ever one refresh.
@@ -94,6 +101,8 @@ struct Fetcher {
     client: reqwest::Client,
     metrics: Arc<Metrics>,
     state: Mutex<State>,
+    /// Woken each time a refresh stores a new view.
+    refreshed: tokio::sync::Notify,
 }
 
 #[derive(Default)]
@@ -130,6 +139,7 @@ impl Peers {
                 client,
                 metrics,
                 state: Mutex::new(State::default()),
+                refreshed: tokio::sync::Notify::new(),
             }),
             refreshing: Arc::new(tokio::sync::Mutex::new(())),
         }
@@ -142,11 +152,49 @@ impl Peers {
 
     /// The cluster view, with this instance's count `own`, from a view no
     /// older than [`CACHE_FOR`] (waiting for a refresh if needed).
+    ///
+    /// Concurrent callers share one refresh: whoever finds the view stale
+    /// takes the refresh lock, and everyone who waited on that lock finds
+    /// the view fresh and uses it, so any number of callers cost at most
+    /// one round of peer fetches per [`CACHE_FOR`].
     pub async fn view(&self, own: u64) -> ClusterView {
         let cached = match self.cached().filter(|c| c.at.elapsed() < CACHE_FOR) {
             Some(cached) => cached,
             None => self.refresh_now().await,
         };
+        self.assemble(&cached, own)
+    }
+
+    /// What the page shows, with this instance's count `own`: the last
+    /// known view, or `None` when the peers have not answered yet. Starts a
+    /// background refresh when the view is stale. Only before the first
+    /// view exists does it wait, at most [`FIRST_VIEW_WAIT`], for it.
+    pub async fn page_view(&self, own: u64) -> Option<ClusterView> {
+        let cached = self.cached();
+        if cached.as_ref().is_none_or(|c| c.at.elapsed() >= CACHE_FOR) {
+            self.refresh_in_background();
+        }
+        let cached = match cached {
+            Some(cached) => cached,
+            None => self.first_view().await?,
+        };
+        Some(self.assemble(&cached, own))
+    }
+
+    /// Waits (briefly) for the first refresh to store a view.
+    async fn first_view(&self) -> Option<Arc<Cached>> {
+        let refreshed = self.inner.refreshed.notified();
+        tokio::pin!(refreshed);
+        refreshed.as_mut().enable();
+        if let Some(cached) = self.cached() {
+            return Some(cached);
+        }
+        let wait = FIRST_VIEW_WAIT.min(self.inner.timeout);
+        let _ = tokio::time::timeout(wait, refreshed).await;
+        self.cached()
+    }
+
+    fn assemble(&self, cached: &Cached, own: u64) -> ClusterView {
         let mut pods = Vec::with_capacity(cached.others.len() + 1);
         pods.push(PodCount {
             instance: self.inner.instance.clone(),
@@ -159,24 +207,6 @@ impl Peers {
             total: pods.iter().map(|p| p.visits).sum(),
             pods,
             unreachable: cached.unreachable.clone(),
-        }
-    }
-
-    /// The total across reachable instances and how many they are, with
-    /// this instance's count `own`: what the page shows. Never waits: it
-    /// uses the last known view (this instance alone before the first one)
-    /// and starts a background refresh when that view is stale.
-    pub fn totals(&self, own: u64) -> (u64, usize) {
-        let cached = self.cached();
-        if cached.as_ref().is_none_or(|c| c.at.elapsed() >= CACHE_FOR) {
-            self.refresh_in_background();
-        }
-        match cached {
-            Some(cached) => {
-                let others: u64 = cached.others.iter().map(|p| p.visits).sum();
-                (own + others, cached.others.len() + 1)
-            }
-            None => (own, 1),
         }
     }
 
@@ -293,6 +323,8 @@ impl Fetcher {
             unreachable,
         });
         state.cached = Some(Arc::clone(&cached));
+        drop(state);
+        self.refreshed.notify_waiters();
         cached
     }
 

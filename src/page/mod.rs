@@ -1,11 +1,14 @@
-//! The HTML page: the time in the configured zone and this visit's number.
+//! The HTML page: the time in the configured zone, this visit's number and
+//! every pod's count (a table with a bar per pod, the text equivalent of the
+//! picture).
 //!
 //! Everything that does not change between requests (the style, the script,
 //! the zone name, the escaped instance name, the Content-Security-Policy
 //! with the hashes of the inline script and style) is built once in
 //! [`Page::new`]; a request only formats the time and the numbers into a
 //! preallocated string. The page loads nothing from elsewhere: the clock
-//! ticks in the browser from the server's time, through a small inline
+//! ticks in the browser from the server's time, and the per-pod counts are
+//! refreshed from this origin's `/visits/cluster`, through a small inline
 //! script that the CSP allows by its hash and nothing else. The style and
 //! the script are real files beside this one (`style.css`, `clock.js`),
 //! compiled in.
@@ -18,6 +21,7 @@ use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
 use crate::clock::Now;
+use crate::cluster::{ClusterView, PodCount};
 
 /// The page's style sheet, inlined into every page and allowed by its hash.
 const STYLE: &str = include_str!("style.css");
@@ -33,19 +37,29 @@ fn csp_hash(source: &str) -> String {
     )
 }
 
-/// Totals across the StatefulSet, when peers answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClusterLine {
-    /// Visits across every reachable instance.
-    pub total: u64,
-    /// Instances counted.
-    pub pods: usize,
+/// How often the open page asks `GET /visits/cluster` for fresh counts
+/// (written into the page, which the script reads).
+pub const POLL_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The small icon browsers ask for at `/favicon.ico`.
+pub const FAVICON: &str = include_str!("favicon.svg");
+
+/// What the page knows about the other pods of the StatefulSet.
+#[derive(Debug, Clone, Copy)]
+pub enum Pods<'a> {
+    /// No peers are configured: this instance counts alone.
+    Alone,
+    /// Peers are configured but none has answered yet.
+    NotYetAsked,
+    /// The last known view of every pod.
+    Known(&'a ClusterView),
 }
 
 /// The page template, built once.
 #[derive(Debug, Clone)]
 pub struct Page {
     head: String,
+    instance: String,
     instance_html: String,
     zone: Tz,
     csp: HeaderValue,
@@ -61,15 +75,18 @@ impl Page {
 <title>Time in {zone_html}</title><style>{STYLE}</style></head><body><main>\
 <h1>Current time in {zone_html}</h1>"
         );
+        // The script reads the cluster view from this origin (connect-src);
+        // browsers fetch the icon from it (img-src). Nothing else loads.
         let csp = HeaderValue::from_str(&format!(
-            "default-src 'none'; script-src {}; style-src {}; img-src 'none'; base-uri 'none'; \
-form-action 'none'; frame-ancestors 'none'",
+            "default-src 'none'; script-src {}; style-src {}; connect-src 'self'; img-src 'self'; \
+base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
             csp_hash(SCRIPT),
             csp_hash(STYLE)
         ))
         .expect("hashes and keywords are valid header characters");
         Page {
             head,
+            instance: instance.to_owned(),
             instance_html: html_escape::encode_text(instance).into_owned(),
             zone,
             csp,
@@ -82,8 +99,8 @@ form-action 'none'; frame-ancestors 'none'",
     }
 
     /// Renders the page for visit number `visit` at `now`.
-    pub fn render(&self, now: &Now, visit: u64, cluster: Option<ClusterLine>) -> String {
-        let mut html = String::with_capacity(self.head.len() + SCRIPT.len() + 1024);
+    pub fn render(&self, now: &Now, visit: u64, pods: Pods<'_>) -> String {
+        let mut html = String::with_capacity(self.head.len() + SCRIPT.len() + 2048);
         html.push_str(&self.head);
         SECOND.with_borrow_mut(|cached| {
             let key = (self.zone, now.local.timestamp());
@@ -96,28 +113,106 @@ form-action 'none'; frame-ancestors 'none'",
             let _ = write!(html, "{}", now.unix_ms());
             html.push_str(&second.after_ms);
         });
-        let _ = write!(html, "{visit}</strong></p>");
-        match cluster {
-            Some(ClusterLine { total, pods }) => {
+        let _ = write!(
+            html,
+            "{visit}</strong> to <strong id=\"pod\">{}</strong>.</p>",
+            self.instance_html
+        );
+        match pods {
+            Pods::Alone => {
                 let _ = write!(
                     html,
-                    "<p class=\"cluster\" id=\"cluster\">visit #{visit} to this pod ({}) · {total} visits across {pods} pod{}</p>",
-                    self.instance_html,
-                    if pods == 1 { "" } else { "s" }
-                );
-            }
-            None => {
-                let _ = write!(
-                    html,
-                    "<p class=\"instance\" id=\"instance\">served by {}</p>",
+                    "<p class=\"note\" id=\"alone\">{} counts alone: no peers are configured.</p>",
                     self.instance_html
                 );
             }
+            Pods::NotYetAsked => self.pods_section(&mut html, None, visit),
+            Pods::Known(view) => self.pods_section(&mut html, Some(view), visit),
         }
         html.push_str("</main><script>");
         html.push_str(SCRIPT);
         html.push_str("</script></body></html>\n");
         html
+    }
+
+    /// The per-pod table: one row per pod with its count and a bar, the
+    /// unreachable peers with their reason, and the total. The script
+    /// rebuilds the rows from `/visits/cluster` in the same shape.
+    fn pods_section(&self, html: &mut String, view: Option<&ClusterView>, own: u64) {
+        let alone = [PodCount {
+            instance: self.instance.clone(),
+            visits: own,
+            peer: None,
+        }];
+        let (pods, unreachable, total) = match view {
+            Some(view) => (&view.pods[..], &view.unreachable[..], view.total),
+            None => (&alone[..], &[][..], own),
+        };
+        let status = match view {
+            Some(_) => format!(
+                "Live: refreshed every {} s while this tab is visible.",
+                POLL_EVERY.as_secs()
+            ),
+            None => "The other pods have not been asked yet; asking now.".to_owned(),
+        };
+        let _ = write!(
+            html,
+            "<section id=\"pods\" aria-labelledby=\"pods-title\" data-poll-ms=\"{poll}\" \
+data-self=\"{self_attr}\" data-state=\"{state}\"><h2 id=\"pods-title\">Visits per pod</h2>\
+<p id=\"pods-status\" class=\"status\">{status}</p><table id=\"pods-table\">\
+<thead><tr><th scope=\"col\">Pod</th><th scope=\"col\" class=\"count\">Visits</th><th scope=\"col\">Share</th></tr></thead>\
+<tbody id=\"pods-rows\">",
+            poll = POLL_EVERY.as_millis(),
+            self_attr = html_escape::encode_double_quoted_attribute(&self.instance),
+            state = if view.is_some() { "live" } else { "pending" },
+        );
+        for pod in pods {
+            let name = html_escape::encode_text(&pod.instance);
+            let mine = pod.instance == self.instance;
+            let _ = write!(
+                html,
+                "<tr class=\"pod{}\"><th scope=\"row\"><span class=\"name\">{name}</span>{}</th>\
+<td class=\"count\">{}</td><td class=\"share\"><meter min=\"0\" max=\"{}\" value=\"{}\" aria-hidden=\"true\">\
+</meter> <span class=\"pct\">{}%</span></td></tr>",
+                if mine { " self" } else { "" },
+                if mine {
+                    " <span class=\"tag\">(this pod)</span>"
+                } else {
+                    ""
+                },
+                pod.visits,
+                total.max(1),
+                pod.visits,
+                share_percent(pod.visits, total),
+            );
+        }
+        for peer in unreachable {
+            let name = peer.instance.as_deref().unwrap_or(&peer.peer);
+            let _ = write!(
+                html,
+                "<tr class=\"pod down\"><th scope=\"row\"><span class=\"name\">{}</span> \
+<span class=\"tag\">(unreachable)</span></th><td class=\"count\">?</td>\
+<td class=\"share reason\">{}</td></tr>",
+                html_escape::encode_text(name),
+                html_escape::encode_text(&peer.error),
+            );
+        }
+        let counted = pods.len();
+        let _ = write!(
+            html,
+            "</tbody><tfoot><tr><th scope=\"row\">Total</th><td class=\"count\" id=\"total\">{total}</td>\
+<td class=\"share\">{counted} pod{}</td></tr></tfoot></table></section>",
+            if counted == 1 { "" } else { "s" }
+        );
+    }
+}
+
+/// `part` as a whole percentage of `total` (0 when the total is 0).
+pub fn share_percent(part: u64, total: u64) -> u64 {
+    if total == 0 {
+        0
+    } else {
+        (u128::from(part) * 100 / u128::from(total)) as u64
     }
 }
 
@@ -148,7 +243,7 @@ impl Second {
         );
         let after_ms = format!(
             "\">{time}</time><p id=\"date\">{date}</p><p class=\"zone\">{zone} · UTC{offset}</p>\
-<p class=\"visit\">You are visit <strong id=\"visit\">#",
+<p class=\"visit\" id=\"visit-line\">You are visit <strong id=\"visit\">#",
             time = now.local.format("%H:%M:%S"),
             date = now.local.format("%A %-d %B %Y"),
             offset = now.utc_offset(),
@@ -175,7 +270,7 @@ mod tests {
 
     #[test]
     fn the_page_shows_time_date_zone_offset_visit_and_instance() {
-        let html = Page::new("pod-0", chrono_tz::Europe::Moscow).render(&now(), 42, None);
+        let html = Page::new("pod-0", chrono_tz::Europe::Moscow).render(&now(), 42, Pods::Alone);
         for needle in [
             "05:13:47",
             "Sunday 22 November 2026",
@@ -193,7 +288,7 @@ mod tests {
         let html = Page::new("<script>alert(1)</script>", chrono_tz::Europe::Moscow).render(
             &now(),
             1,
-            None,
+            Pods::Alone,
         );
         assert!(!html.contains("<script>alert"));
         assert!(html.contains("&lt;script&gt;"));
@@ -206,7 +301,7 @@ mod tests {
         assert!(csp.starts_with("default-src 'none'"));
         assert!(csp.contains(&csp_hash(SCRIPT)) && csp.contains(&csp_hash(STYLE)));
         assert!(!csp.contains("unsafe-inline") && !csp.contains("http"));
-        let html = page.render(&now(), 1, None);
+        let html = page.render(&now(), 1, Pods::Alone);
         assert!(html.contains(&format!("<script>{SCRIPT}</script>")));
         assert!(html.contains(&format!("<style>{STYLE}</style>")));
         assert!(
@@ -219,7 +314,7 @@ mod tests {
     fn the_csp_hashes_are_those_of_the_files_on_disk() {
         let page = Page::new("p", chrono_tz::Europe::Moscow);
         let csp = page.content_security_policy().to_str().unwrap().to_owned();
-        let html = page.render(&now(), 1, None);
+        let html = page.render(&now(), 1, Pods::Alone);
         for (file, directive, tag) in [
             ("clock.js", "script-src", "script"),
             ("style.css", "style-src", "style"),
@@ -242,32 +337,182 @@ mod tests {
         }
     }
 
+    fn view(pods: &[(&str, u64)], unreachable: &[(Option<&str>, &str)]) -> ClusterView {
+        ClusterView {
+            total: pods.iter().map(|p| p.1).sum(),
+            pods: pods
+                .iter()
+                .map(|&(instance, visits)| PodCount {
+                    instance: instance.into(),
+                    visits,
+                    peer: None,
+                })
+                .collect(),
+            unreachable: unreachable
+                .iter()
+                .map(|&(instance, error)| crate::cluster::Unreachable {
+                    peer: "http://10.0.0.9:8080".into(),
+                    instance: instance.map(Into::into),
+                    error: error.into(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The rows of the per-pod table as (name, count, share) texts.
+    fn rows(html: &str) -> Vec<(String, String, String)> {
+        let body = &html[html.find("<tbody").unwrap()..html.find("</tbody>").unwrap()];
+        let text = |cell: &str| {
+            let mut out = String::new();
+            let mut in_tag = false;
+            for c in cell.chars() {
+                match c {
+                    '<' => in_tag = true,
+                    '>' => in_tag = false,
+                    c if !in_tag => out.push(c),
+                    _ => {}
+                }
+            }
+            out.trim().to_owned()
+        };
+        body.split("<tr")
+            .skip(1)
+            .map(|row| {
+                let row = format!("<tr{row}")
+                    .replace("</th>", "|")
+                    .replace("</td>", "|");
+                let cells: Vec<String> = row.split('|').map(text).collect();
+                (cells[0].clone(), cells[1].clone(), cells[2].clone())
+            })
+            .collect()
+    }
+
     #[test]
-    fn the_cluster_line_shows_the_total_across_pods() {
+    fn one_sentence_says_which_visit_to_which_pod() {
         let html = Page::new("pod-1", chrono_tz::Europe::Moscow).render(
             &now(),
             7,
-            Some(ClusterLine { total: 30, pods: 3 }),
+            Pods::Known(&view(&[("pod-0", 5), ("pod-1", 7)], &[])),
         );
         assert!(
-            html.contains("visit #7 to this pod (pod-1) · 30 visits across 3 pods"),
+            html.contains(
+                "You are visit <strong id=\"visit\">#7</strong> to <strong id=\"pod\">pod-1</strong>."
+            ),
             "{html}"
         );
+        assert_eq!(html.matches("#7").count(), 1, "the visit is named once");
+    }
+
+    #[test]
+    fn every_pod_has_a_row_with_count_bar_and_share_and_this_pod_is_named() {
+        let html = Page::new("pod-1", chrono_tz::Europe::Moscow).render(
+            &now(),
+            6,
+            Pods::Known(&view(&[("pod-0", 3), ("pod-1", 6), ("pod-2", 3)], &[])),
+        );
+        assert_eq!(
+            rows(&html),
+            vec![
+                ("pod-0".into(), "3".into(), "25%".into()),
+                ("pod-1 (this pod)".into(), "6".into(), "50%".into()),
+                ("pod-2".into(), "3".into(), "25%".into()),
+            ]
+        );
+        assert_eq!(
+            html.matches("<meter min=\"0\" max=\"12\"").count(),
+            3,
+            "bars share one scale"
+        );
+        assert!(html.contains("value=\"6\""));
+        assert!(
+            html.contains("<tr class=\"pod self\"><th scope=\"row\"><span class=\"name\">pod-1")
+        );
+        assert!(html.contains("id=\"total\">12</td><td class=\"share\">3 pods"));
+    }
+
+    #[test]
+    fn an_unreachable_peer_is_listed_with_its_name_and_reason() {
+        let html = Page::new("pod-0", chrono_tz::Europe::Moscow).render(
+            &now(),
+            2,
+            Pods::Known(&view(
+                &[("pod-0", 2)],
+                &[(Some("pod-1"), "connection failed"), (None, "timed out")],
+            )),
+        );
+        assert_eq!(
+            rows(&html)[1..],
+            [
+                (
+                    "pod-1 (unreachable)".into(),
+                    "?".into(),
+                    "connection failed".into()
+                ),
+                (
+                    "http://10.0.0.9:8080 (unreachable)".into(),
+                    "?".into(),
+                    "timed out".into()
+                ),
+            ]
+        );
+        assert!(html.contains("id=\"total\">2</td><td class=\"share\">1 pod<"));
+    }
+
+    #[test]
+    fn before_the_peers_answer_the_page_says_so_and_shows_this_pod() {
+        let html =
+            Page::new("pod-0", chrono_tz::Europe::Moscow).render(&now(), 1, Pods::NotYetAsked);
+        assert_eq!(
+            rows(&html),
+            vec![("pod-0 (this pod)".into(), "1".into(), "100%".into())]
+        );
+        assert!(html.contains("data-state=\"pending\""));
+        assert!(html.contains("have not been asked yet"), "{html}");
+    }
+
+    #[test]
+    fn alone_there_is_no_chart() {
+        let html = Page::new("solo", chrono_tz::Europe::Moscow).render(&now(), 1, Pods::Alone);
+        assert!(!html.contains("<table") && !html.contains("<meter"));
+        assert!(html.contains("solo counts alone: no peers are configured."));
+    }
+
+    #[test]
+    fn fifty_pods_are_fifty_rows_and_names_are_escaped() {
+        let names: Vec<String> = (0..50).map(|i| format!("pod-{i}<b>")).collect();
+        let pods: Vec<(&str, u64)> = names.iter().map(|n| (n.as_str(), 1)).collect();
+        let html = Page::new("pod-0<b>", chrono_tz::Europe::Moscow).render(
+            &now(),
+            1,
+            Pods::Known(&view(&pods, &[])),
+        );
+        assert_eq!(rows(&html).len(), 50);
+        assert!(!html.contains("pod-3<b>") && html.contains("pod-3&lt;b&gt;"));
+        assert!(html.contains("data-self=\"pod-0&lt;b&gt;\""));
+        assert!(html.contains("id=\"total\">50</td><td class=\"share\">50 pods"));
+    }
+
+    #[test]
+    fn shares_round_down_and_a_zero_total_is_zero() {
+        assert_eq!(share_percent(1, 3), 33);
+        assert_eq!(share_percent(2, 3), 66);
+        assert_eq!(share_percent(0, 0), 0);
+        assert_eq!(share_percent(u64::MAX, u64::MAX), 100);
     }
 
     #[test]
     fn renders_in_the_same_second_differ_only_in_milliseconds_and_numbers() {
         let base = Utc.with_ymd_and_hms(2026, 11, 22, 2, 13, 47).unwrap();
         let page = Page::new("p", chrono_tz::Europe::Moscow);
-        let a = page.render(&Now::at(base, chrono_tz::Europe::Moscow), 1, None);
+        let a = page.render(&Now::at(base, chrono_tz::Europe::Moscow), 1, Pods::Alone);
         let later = base + chrono::Duration::milliseconds(250);
-        let b = page.render(&Now::at(later, chrono_tz::Europe::Moscow), 2, None);
+        let b = page.render(&Now::at(later, chrono_tz::Europe::Moscow), 2, Pods::Alone);
         assert!(a.contains(&format!("data-epoch-ms=\"{}\"", base.timestamp_millis())));
         assert!(b.contains(&format!("data-epoch-ms=\"{}\"", later.timestamp_millis())));
         assert!(b.contains("#2</strong>") && b.contains("05:13:47"));
         let next = base + chrono::Duration::seconds(1);
         assert!(
-            page.render(&Now::at(next, chrono_tz::Europe::Moscow), 3, None)
+            page.render(&Now::at(next, chrono_tz::Europe::Moscow), 3, Pods::Alone)
                 .contains("05:13:48")
         );
     }
@@ -278,12 +523,12 @@ mod tests {
         let moscow = Page::new("p", chrono_tz::Europe::Moscow).render(
             &Now::at(utc, chrono_tz::Europe::Moscow),
             1,
-            None,
+            Pods::Alone,
         );
         let tokyo = Page::new("p", chrono_tz::Asia::Tokyo).render(
             &Now::at(utc, chrono_tz::Asia::Tokyo),
             1,
-            None,
+            Pods::Alone,
         );
         assert!(moscow.contains("05:13:47") && moscow.contains("UTC+03:00"));
         assert!(

@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, ResponseError, web};
 use super::plain;
 use crate::clock::Now;
 use crate::faults::Faults;
-use crate::page::ClusterLine;
+use crate::page::Pods;
 use crate::state::AppState;
 use crate::store::VisitError;
 
@@ -23,14 +23,15 @@ pub async fn visit(
         tokio::time::sleep(delay).await;
     }
     let visit = state.committer.record_visit().await?;
-    let cluster = if state.peers.enabled() {
-        let (total, pods) = state.peers.totals(visit);
-        Some(ClusterLine { total, pods })
+    let view;
+    let pods = if state.peers.enabled() {
+        view = state.peers.page_view(visit).await;
+        view.as_ref().map_or(Pods::NotYetAsked, Pods::Known)
     } else {
-        None
+        Pods::Alone
     };
     let now = Now::in_zone(state.timezone);
-    let body = state.page.render(&now, visit, cluster);
+    let body = state.page.render(&now, visit, pods);
     Ok(page_response(&state)
         .insert_header((VISIT_NUMBER_HEADER, visit))
         .body(body))

@@ -1,6 +1,7 @@
 //! The HTTP routes, one module per concern, and the table that wires them.
 //!
-//! Only `GET /` counts a visit. Every route answers `HEAD` too (without
+//! Only `GET /` counts a visit (never `/favicon.ico`, which browsers ask for
+//! on their own). Every route answers `HEAD` too (without
 //! counting), other methods get 405 with an `Allow` header, and unknown
 //! paths a short 404, so scanners learn nothing and count nothing.
 //!
@@ -36,6 +37,22 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     read_only(cfg, "/healthz", health::live);
     read_only(cfg, "/readyz", health::ready);
     read_only(cfg, "/metrics", metrics::export);
+    read_only(cfg, "/favicon.ico", favicon);
+}
+
+/// The page's icon, compiled in. It never changes within a release, so
+/// browsers may keep it for a year; it is not a visit.
+async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("image/svg+xml"),
+        ))
+        .insert_header((
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("public, max-age=31536000, immutable"),
+        ))
+        .body(crate::page::FAVICON)
 }
 
 /// A resource answering GET and HEAD with the same handler (actix sends no

@@ -104,7 +104,11 @@ async fn three_instances_report_each_count_and_the_exact_total_once_each() {
     let (n, page) = visit(&cluster.nodes[2].address).await;
     assert_eq!(n, 4);
     assert!(
-        page.contains("visit #4 to this pod (pod-2) · 7 visits across 3 pods"),
+        page.contains("#4</strong> to <strong id=\"pod\">pod-2</strong>."),
+        "{page}"
+    );
+    assert!(
+        page.contains("id=\"total\">7</td><td class=\"share\">3 pods"),
         "{page}"
     );
     // pod-1's cached view may predate pod-2's visits: asked until it has them.
@@ -154,7 +158,11 @@ async fn a_dead_or_hung_peer_is_reported_unreachable_and_the_page_stays_fast() {
         page_took < Duration::from_secs(3),
         "the page took {page_took:?}"
     );
-    assert!(page.contains("across 2 pods"), "{page}");
+    assert!(page.contains("class=\"share\">2 pods"), "{page}");
+    assert!(
+        page.contains("pod-2</span> <span class=\"tag\">(unreachable)"),
+        "the dead pod is on the page by name: {page}"
+    );
     assert_eq!(
         view["total"], 2,
         "pod-0 and pod-1 have 1 each before the visit: {view}"
@@ -268,4 +276,68 @@ async fn peers_from_dns_find_this_instance_by_its_address_and_count_it_once() {
     // localhost resolves to 127.0.0.1 (where it listens) and maybe ::1
     // (where it does not, so that address may be listed as unreachable).
     assert_eq!(pods[0]["peer"], node.address.as_str(), "{view}");
+}
+
+/// Any number of readers of the cluster view share one round of peer
+/// fetches per cache period: 64 concurrent `/visits/cluster` requests and
+/// 64 page views on pod-0 cost pod-1 at most one `GET /visits` per period
+/// that passed (64 or more if every request asked the peers itself).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_readers_share_one_peer_fetch_per_cache_period() {
+    let cluster = start_cluster(2, &[]);
+    let fetches =
+        "moscow_time_http_requests_total{method=\"GET\",route=\"/visits\",status=\"200\"}";
+    let peer_fetches = || {
+        test_support::metric(&cluster.nodes[1].get("/metrics").text(), fetches).unwrap_or(0.0)
+            as u64
+    };
+    let before = peer_fetches();
+    let address = cluster.nodes[0].address.clone();
+
+    let started = Instant::now();
+    let readers = (0..64).map(|i| {
+        let address = address.clone();
+        tokio::spawn(async move {
+            let path = if i % 2 == 0 { "/visits/cluster" } else { "/" };
+            let response = client()
+                .get(format!("{address}{path}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        })
+    });
+    for reader in futures_util::future::join_all(readers).await {
+        reader.unwrap();
+    }
+    let periods = started.elapsed().as_millis() / moscow_time::cluster::CACHE_FOR.as_millis();
+    // Page views start their refresh in the background: the last one may
+    // still be running; the cluster view waits for it.
+    cluster_view(&address).await;
+    let periods =
+        periods.max(started.elapsed().as_millis() / moscow_time::cluster::CACHE_FOR.as_millis());
+
+    let rounds = peer_fetches() - before;
+    assert!(rounds >= 1, "pod-1 was asked at all");
+    assert!(
+        u128::from(rounds) <= periods + 1,
+        "{rounds} peer fetches in {periods} full cache periods"
+    );
+}
+
+/// On a fresh start with peers configured the first page view does not
+/// claim this pod is alone: it shows every pod (the first refresh answered
+/// within the short first-view wait) or says the others were not asked yet.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_page_view_shows_every_pod_or_says_they_were_not_asked_yet() {
+    let cluster = start_cluster(3, &[]);
+    let (n, page) = visit(&cluster.nodes[0].address).await;
+    assert_eq!(n, 1);
+    let rows = page.matches("<tr class=\"pod").count();
+    let pending = page.contains("data-state=\"pending\"");
+    assert!(rows == 3 || pending, "{page}");
+    assert!(
+        pending || !page.contains("class=\"share\">1 pod<"),
+        "a fresh page claims one pod: {page}"
+    );
 }

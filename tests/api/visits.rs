@@ -132,3 +132,35 @@ async fn without_peers_the_cluster_view_is_this_instance_alone() {
     assert_eq!(view["unreachable"], serde_json::json!([]));
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_favicon_is_an_svg_cached_for_a_year_and_never_a_visit() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = spawn_app(dir.path()).await;
+    assert_eq!(app.visit().await, 1);
+
+    for _ in 0..3 {
+        let response = app.get("/favicon.ico").await;
+        assert_eq!(response.status(), 200);
+        let headers = response.headers();
+        assert_eq!(headers["content-type"], "image/svg+xml");
+        let cache = headers["cache-control"].to_str().unwrap();
+        assert!(
+            cache.contains("max-age=31536000") && cache.contains("immutable"),
+            "{cache}"
+        );
+        assert!(headers.get("x-visit-number").is_none());
+        let body = response.text().await.unwrap();
+        assert!(body.starts_with("<svg") && body.trim_end().ends_with("</svg>"));
+    }
+
+    assert_eq!(app.reported_count().await, 1, "the favicon did not count");
+    assert_eq!(count_on_disk(dir.path()), 1);
+    let page = app.get("/").await;
+    assert_eq!(
+        page.headers()["cache-control"],
+        "no-store",
+        "only the icon may be cached"
+    );
+    app.stop().await;
+}

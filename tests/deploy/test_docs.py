@@ -442,3 +442,20 @@ def test_output_lines_of_a_console_block_are_not_commands():
     text = "```console\n$ kubectl -n moscow-time exec moscow-time-0 -- cat visits\nkubectl is not run here\n```\n"
     cmds = docs.shell_commands(text)
     assert [c.text for c in cmds] == ["kubectl -n moscow-time exec moscow-time-0 -- cat visits"]
+
+
+def test_the_readme_reaches_a_cluster_within_its_first_60_lines():
+    lines = (ROOT / "README.md").read_text().splitlines()
+    first = next(n for n, line in enumerate(lines, start=1)
+                 if re.match(r"(minikube image load|kind load|helm install|kubectl apply)", line))
+    assert first <= 60, f"the first command that deploys to a cluster is on line {first}"
+    headings = [line for line in lines if line.startswith("## ")]
+    order = ["## What you need", "## Run it on your machine", "## Put it on a cluster",
+             "## What you see, and why", "## Learn more"]
+    assert [h for h in headings if h in order] == order, headings
+
+
+def test_a_quote_that_never_closes_is_reported_not_swallowed():
+    text = "```sh\nhelm install moscow-time x --set image.digest=sha256:<the release's digest>\nkubectl get pods\n```\n"
+    with pytest.raises(AssertionError, match="never closed"):
+        docs.shell_commands(text, "example.md")

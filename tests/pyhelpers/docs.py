@@ -117,6 +117,8 @@ def block_commands(block: Block) -> list[Command]:
             m = HEREDOC.search(text)
             if m:
                 heredoc_end = m.group(1)
+    if pending.strip():
+        raise AssertionError(f"{block.path}:{pending_line}: a quote opened here is never closed: {pending[:80]!r}")
     return commands
 
 

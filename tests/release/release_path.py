@@ -4,22 +4,24 @@
 
 A real OCI registry, Debian's `docker-registry` (the CNCF distribution registry), runs on a free
 port of 127.0.0.1 with its storage in a temporary folder. `scripts/release` pushes the image and
-the chart to it (plain HTTP: loopback only). Then, as a user would:
+the chart to it (plain HTTP: loopback only), signed with a throwaway GnuPG key (signing.py has the
+signature checks and their must-fail cases). Then, as a user would:
 
 - the registry's own API says the tag points at the digest the release recorded, and the image
   config it stores carries the OCI labels (version, revision, created, source, licenses);
 - `helm pull oci://.../charts/moscow-time --version X` fetches the chart, `helm template` with
   `image.registry`, `image.repository` and `image.digest` renders the StatefulSet's image by digest;
 - every blob of the pushed manifest downloads from the registry and matches its digest;
-  `podman pull` of exactly the pinned reference works, and the pulled image runs: readiness,
-  one visit, `cat visits`;
+  `podman pull` of exactly the pinned reference, with a policy.json that requires the release
+  key, works, and the pulled image runs: readiness, one visit, `cat visits`;
 - the SBOM attached to the release and the one inside the pulled image are the same file, a
   CycloneDX document that lists actix-web and tokio, and every other crate it names, at the
   versions in Cargo.lock.
 
-Must-fail checks: the release refuses plain HTTP to a registry off loopback and an image labelled
-with another version; pulling a chart version that was never pushed fails; the SBOM check rejects
-a document with a wrong tokio version.
+Must-fail checks: the release refuses plain HTTP to a registry off loopback, an image labelled
+with another version, --require-signing without a key and a wrong passphrase; pulling a chart
+version that was never pushed fails; the SBOM check rejects a document with a wrong tokio version.
+Without a key the release goes through unsigned and says so in one line.
 
 Prints `PASS ...` / `FAIL ...` lines (counted by scripts/test-container). Bounded: about a minute.
 """
@@ -44,6 +46,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "rollout"))
 from rehearsal import Checks, free_port, http_status, wait_until  # noqa: E402
+from signing import Key, SignedRelease, run  # noqa: E402
 
 HELM = str(ROOT / ".tools" / "bin" / "helm")
 NAME = "moscow-time"
@@ -52,16 +55,8 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.docker.distribution.manifest.v2+json",
 ])
-STEP_TIMEOUT = 180   # seconds for any one command
 
 result = Checks()
-
-
-def run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=STEP_TIMEOUT)
-    if check and done.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {done.returncode}: {done.stderr.strip()[-800:]}")
-    return done
 
 
 def cargo_lock_versions() -> dict[str, set[str]]:
@@ -191,12 +186,27 @@ def check_registry(registry: Registry, record: dict, version: str, local_labels:
     check_labels(config.get("config", {}).get("Labels") or {}, local_labels)
 
 
-def check_release_refusals(image: str, workdir: Path) -> None:
-    """Must-fail: plain HTTP off loopback, and an image labelled with another version."""
+def release(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return run(str(ROOT / "scripts" / "release"), *args, env=env, check=False)
+
+
+def check_release_refusals(image: str, workdir: Path, key: Key) -> None:
+    """Must-fail: plain HTTP off loopback, an image labelled with another version, --require-signing
+    without a key, a wrong passphrase (the last two before anything is pushed: port 9 has no registry)."""
     done = run(str(ROOT / "scripts" / "release"), "--registry", "registry.invalid:5000", "--plain-http",
                "--image", image, "--out", str(workdir / "refused"), check=False)
     result(done.returncode != 0 and "loopback" in done.stderr,
            "scripts/release refuses --plain-http for a registry off loopback (must-fail)")
+    done = release("--registry", "127.0.0.1:9", "--plain-http", "--image", image, "--out", str(workdir / "refused"),
+                   "--require-signing")
+    result(done.returncode != 0 and "--require-signing: no signing key given" in done.stderr,
+           f"scripts/release --require-signing refuses to release unsigned (must-fail): {done.stderr.strip()[-200:]!r}")
+    wrong = workdir / "wrong.passphrase"
+    wrong.write_text("not the passphrase\n")
+    done = release("--registry", "127.0.0.1:9", "--plain-http", "--image", image, "--out", str(workdir / "refused"),
+                   "--sign-key", key.fingerprint, "--sign-passphrase-file", str(wrong), env=key.env)
+    result(done.returncode != 0 and "Bad passphrase" in done.stderr,
+           f"scripts/release refuses a wrong passphrase before pushing (must-fail): {done.stderr.strip()[-200:]!r}")
     other = f"localhost/{NAME}:release-check-other-version"
     (workdir / "Containerfile").write_text(f"FROM {image}\nLABEL org.opencontainers.image.version=9.9.9\n")
     run("podman", "build", "--pull=never", "-q", "-t", other, "-f", str(workdir / "Containerfile"), str(workdir))
@@ -253,15 +263,27 @@ def check_blobs(registry: Registry, record: dict) -> None:
                     f"their digests ({sum(b['size'] for b in blobs)} bytes)" + (f"; bad: {bad}" if bad else ""))
 
 
-def check_pull_and_run(reference: str, sbom_file: Path, workdir: Path) -> None:
-    """podman pull of the pinned reference, then run what was pulled.
+def check_unsigned_release(registry: Registry, image: str, workdir: Path) -> None:
+    """Without a key the release goes through, says so in one line and records no signing."""
+    out = workdir / "unsigned"
+    done = release("--registry", f"{registry.address}/unsigned", "--plain-http", "--image", image, "--out", str(out))
+    said = [line for line in done.stdout.splitlines() if line.startswith("release: unsigned:")]
+    signing = json.loads((out / "release.json").read_text())["signing"] if done.returncode == 0 else "?"
+    result(done.returncode == 0 and len(said) == 1 and signing is None and not (out / "signatures").exists()
+           and not list(out.glob("*.prov")),
+           f"scripts/release without a key releases unsigned and says so once: {said}" +
+           ("" if done.returncode == 0 else f": {done.stderr.strip()[-300:]}"))
+
+
+def check_pull_and_run(reference: str, sbom_file: Path, workdir: Path, signed: SignedRelease) -> None:
+    """podman pull of the pinned reference as the consumer (the release key required), then run it.
 
     The pull goes through the registry for the manifest (by digest) and the image config; layers
     already in this machine's store are not downloaded again (they are content-addressed), which
     is why check_blobs downloads every blob from the registry itself.
     """
-    done = run("podman", "pull", "--tls-verify=false", reference, check=False)
-    if not result(done.returncode == 0, f"podman pull {reference}" +
+    done = signed.pull(reference)
+    if not result(done.returncode == 0, f"podman pull {reference} with a policy.json that requires the release key" +
                   ("" if done.returncode == 0 else f": {done.stderr.strip()[-300:]}")):
         return
     try:
@@ -313,28 +335,46 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mt-release-") as tmp:
         workdir = Path(tmp)
         registry = Registry(workdir)
+        keys: list[Key] = []
+        signed = None
         try:
             print(f"    registry: docker-registry on {registry.address}, storage {workdir / 'storage'}", flush=True)
-            check_release_refusals(args.image, workdir)
+            keys.append(Key(workdir / "gnupg-release", "moscow-time release (test) <release@moscow-time.test>",
+                            passphrase=secrets.token_hex(16)))
+            keys.append(Key(workdir / "gnupg-other", "someone else (test) <other@moscow-time.test>"))
+            release_key, other_key = keys
+            check_release_refusals(args.image, workdir, release_key)
+            check_unsigned_release(registry, args.image, workdir)
             out = workdir / "out"
-            done = run(str(ROOT / "scripts" / "release"), "--registry", registry.address, "--plain-http",
-                       "--image", args.image, "--out", str(out), check=False)
+            done = release("--registry", registry.address, "--plain-http", "--image", args.image, "--out", str(out),
+                           "--sign-key", release_key.fingerprint,
+                           "--sign-passphrase-file", str(release_key.passphrase_file), env=release_key.env)
             for line in done.stdout.splitlines():
                 print(f"    {line}", flush=True)
-            if not result(done.returncode == 0, "scripts/release pushed the image and the chart" +
+            if not result(done.returncode == 0, "scripts/release pushed the image and the chart, signed" +
                           ("" if done.returncode == 0 else f": {done.stderr.strip()[-800:]}")):
                 return 1
             record = json.loads((out / "release.json").read_text())
             sbom_file = out / record["sbom"]["file"]
+            signed = SignedRelease(result, HELM, registry.address, args.image, out, record, release_key, other_key,
+                                   workdir)
             check_registry(registry, record, version, local_labels)
             check_blobs(registry, record)
             check_sbom(sbom_file, version)
+            signed.check_record()
             reference = check_chart(registry, record, version, workdir)
+            signed.check_chart()
+            signed.check_chart_refusals()
             if reference:
-                check_pull_and_run(reference, sbom_file, workdir)
+                check_pull_and_run(reference, sbom_file, workdir, signed)
+            signed.check_image_refusals()
         except Exception as e:  # noqa: BLE001 - any unexpected error is one failure, then clean up
             result(False, f"release path stopped: {type(e).__name__}: {e}")
         finally:
+            if signed:
+                signed.close()
+            for key in keys:
+                key.stop_agent()
             registry.stop()
     return 1 if result.failed else 0
 
