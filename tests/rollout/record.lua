@@ -48,7 +48,7 @@ function response(status, headers, body)
     if winding_down and status == 200 and visit == "-" then
         return
     end
-    local instance = body:match("to this pod %(([^)]*)%)") or body:match("served by ([^<]*)") or "-"
+    local instance = body:match('<strong id="pod">([^<]*)</strong>') or body:match("served by ([^<]*)") or "-"
     answers[#answers + 1] = status .. " " .. instance .. " " .. visit
     if winding_down then
         write_live()
