@@ -68,9 +68,16 @@ impl Conn {
         self.read_response()
     }
 
+    /// Reads what has arrived; a read interrupted by a signal (EINTR, seen
+    /// on a loaded machine) is retried, as `read_exact` would.
     fn fill(&mut self) -> io::Result<usize> {
         let mut chunk = [0u8; 16 * 1024];
-        let n = self.stream.read(&mut chunk)?;
+        let n = loop {
+            match self.stream.read(&mut chunk) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => break other?,
+            }
+        };
         self.buf.extend_from_slice(&chunk[..n]);
         Ok(n)
     }
@@ -168,6 +175,7 @@ pub fn exchange(addr: SocketAddr, request: &[u8]) -> Outcome {
                     break;
                 }
             }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e)
                 if e.kind() == io::ErrorKind::WouldBlock || e.kind() == io::ErrorKind::TimedOut =>
             {
