@@ -584,6 +584,14 @@ mod tests {
             assert_eq!(command, Command::Count);
             assert_eq!(settings.data_dir, PathBuf::from("/x"), "{argv:?}");
         }
+        let env = |name: &str| (name == "DATA_DIR").then(|| "/from-env".to_owned());
+        let (_, settings) =
+            super::parse(["moscow-time", "count", "--data-dir", "/x"], env).unwrap();
+        assert_eq!(
+            settings.data_dir,
+            PathBuf::from("/x"),
+            "a flag after the command beats the environment"
+        );
         let (command, _) = super::parse(["moscow-time"], |_| None).unwrap();
         assert_eq!(command, Command::Serve, "no command means serve");
     }
