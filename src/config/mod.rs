@@ -319,10 +319,8 @@ fn with_file(options: Options, path: &Path, sources: &mut Sources) -> Result<Opt
 }
 
 fn from_json(object: Map<String, Json>) -> Result<Options, String> {
-    serde_path_to_error::deserialize(Json::Object(object)).map_err(|e| match e.path().to_string() {
-        path if path == "." => e.inner().to_string(),
-        path => format!("{path} {}", e.inner()),
-    })
+    serde_path_to_error::deserialize(Json::Object(object))
+        .map_err(|e| format!("{}: {}", e.path(), e.inner()))
 }
 
 fn resolve_listen(host: &str, port: u64) -> Option<SocketAddr> {
@@ -449,24 +447,24 @@ mod tests {
     fn bad_file_values_name_the_key_and_the_file() {
         let dir = tempfile::tempdir().unwrap();
         for (content, expected) in [
-            (r#"{"prot": 8000}"#, "unknown field `prot`"),
-            (r#"{"config": "x"}"#, "unknown field `config`"),
+            (r#"{"prot": 8000}"#, "prot: unknown field `prot`"),
+            (r#"{"config": "x"}"#, "config: unknown field `config`"),
             (
                 r#"{"max_batch": 0}"#,
-                "max_batch must be 1 to 1000000, not 0",
+                "max_batch: must be 1 to 1000000, not 0",
             ),
             (
                 r#"{"max_batch": "7"}"#,
-                "max_batch must be a whole number from 1 to 1000000, not \"7\"",
+                "max_batch: must be a whole number from 1 to 1000000, not \"7\"",
             ),
             (r#"{"shutdown_timeout_secs": 3601}"#, "must be 1 to 3600"),
             (
                 r#"{"log_format": "xml"}"#,
-                "log_format unknown variant `xml`, expected `text` or `json`",
+                "log_format: unknown variant `xml`, expected `text` or `json`",
             ),
             (
                 r#"{"peers": "http://a"}"#,
-                "peers invalid type: string \"http://a\", expected a sequence",
+                "peers: invalid type: string \"http://a\", expected a sequence",
             ),
             (r#"{"timezone": "Mars/Olympus"}"#, "invalid timezone in"),
             ("[1, 2]", "is invalid"),
@@ -536,7 +534,7 @@ mod tests {
         assert!(s.fault_injection);
         assert!(matches!(s.peers, PeerSource::List(ref l) if l.len() == 2));
         for (content, expected) in [
-            (r#"{"max_batch": 1.5}"#, "max_batch must be a whole number"),
+            (r#"{"max_batch": 1.5}"#, "max_batch: must be a whole number"),
             (
                 r#"{"max_batch": 18446744073709551615}"#,
                 "must be 1 to 1000000",
@@ -548,7 +546,7 @@ mod tests {
             ),
             (
                 r#"{"fault_injection": "true"}"#,
-                "fault_injection invalid type: string \"true\", expected a boolean",
+                "fault_injection: invalid type: string \"true\", expected a boolean",
             ),
         ] {
             let msg = file(content).unwrap_err();
@@ -651,6 +649,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(msg.contains("invalid FAULT_INJECTION \"yes\""), "{msg}");
+    }
+
+    #[test]
+    fn a_bad_variable_is_named_with_its_value_and_what_is_allowed() {
+        for (name, value, expected) in [
+            ("LOG_FORMAT", "xml", "must be one of: text, json"),
+            ("MAX_BATCH", "0", "must be 1 to 1000000, not \"0\""),
+            ("FAULT_INJECTION", "yes", "must be true or false"),
+        ] {
+            let msg = parse_with_env(&[], &[(name, value)])
+                .unwrap_err()
+                .to_string();
+            assert_eq!(msg, format!("invalid {name} {value:?}: {expected}"));
+        }
     }
 
     #[test]

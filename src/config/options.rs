@@ -122,10 +122,6 @@ impl<const MIN: u64, const MAX: u64> schemars::JsonSchema for Ranged<MIN, MAX> {
         format!("Ranged_{MIN}_{MAX}").into()
     }
 
-    fn inline_schema() -> bool {
-        true
-    }
-
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
         schemars::json_schema!({"type": "integer", "minimum": MIN, "maximum": MAX})
     }
