@@ -42,11 +42,7 @@ impl Application {
             .fault_injection
             .then(|| Arc::new(Faults::default()));
         let (committer, count) = open_store(&settings, faults.as_ref(), &metrics)?;
-        let listener = TcpListener::bind(settings.listen)
-            .with_context(|| format!("failed to listen on {}", settings.listen))?;
-        let address = listener
-            .local_addr()
-            .context("failed to read the bound address")?;
+        let (listener, address) = bind(settings.listen)?;
         let peers = Peers::new(
             settings.peers.clone(),
             address.port(),
@@ -154,6 +150,17 @@ fn open_store(
     let committer = Committer::start(store, count, config, metrics.store.clone())
         .context("failed to start the visit writer thread")?;
     Ok((Arc::new(committer), count))
+}
+
+/// A listener on `address`, with the address it got (the real port when 0
+/// was asked for).
+fn bind(address: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener =
+        TcpListener::bind(address).with_context(|| format!("failed to listen on {address}"))?;
+    let bound = listener
+        .local_addr()
+        .context("failed to read the bound address")?;
+    Ok((listener, bound))
 }
 
 /// The HTTP server over a bound `listener`, started but not yet awaited.
