@@ -116,21 +116,24 @@ struct State {
 
 impl Peers {
     /// Peers from `source`; DNS peers are reached on `port`.
+    ///
+    /// # Errors
+    /// When the HTTP client cannot be built (its TLS-free setup leaves
+    /// little that can fail, but the system's resolver or resources might).
     pub fn new(
         source: PeerSource,
         port: u16,
         timeout: Duration,
         instance: String,
         metrics: Arc<Metrics>,
-    ) -> Self {
+    ) -> reqwest::Result<Self> {
         let client = reqwest::Client::builder()
             .no_proxy()
             .timeout(timeout)
             .connect_timeout(timeout)
             .pool_idle_timeout(Duration::from_secs(30))
-            .build()
-            .expect("a plain HTTP client with no TLS always builds");
-        Peers {
+            .build()?;
+        Ok(Peers {
             inner: Arc::new(Fetcher {
                 source,
                 port,
@@ -142,7 +145,7 @@ impl Peers {
                 refreshed: tokio::sync::Notify::new(),
             }),
             refreshing: Arc::new(tokio::sync::Mutex::new(())),
-        }
+        })
     }
 
     /// Whether any peers are configured.

@@ -8,6 +8,7 @@
 use std::io::Write;
 
 use crate::config::Settings;
+use crate::shutdown::Signals;
 use crate::store::{Store, StoreError};
 
 /// `count`: validates `visits` exactly as startup does and prints the
@@ -38,11 +39,12 @@ pub fn set_count(
 /// `idle`: does nothing until SIGTERM or SIGINT, then returns. What a pod
 /// in diagnostic mode runs, so that an operator can exec into it while the
 /// server itself would refuse the data.
-pub async fn idle() {
-    let mut signals = crate::startup::StopSignals::install();
+pub async fn idle() -> anyhow::Result<()> {
+    let mut signals = Signals::install()?;
     tracing::info!("idle: waiting for SIGTERM or SIGINT");
     let signal = signals.next().await;
-    tracing::info!(signal, "idle: stopping");
+    tracing::info!(%signal, "idle: stopping");
+    Ok(())
 }
 
 fn stdout_error(source: std::io::Error) -> StoreError {

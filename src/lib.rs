@@ -10,7 +10,8 @@
 //!
 //! | module | concern |
 //! |---|---|
-//! | [`startup`] | wiring and lifecycle |
+//! | [`startup`] | wiring: open the store, bind, build the app, run it |
+//! | [`shutdown`] | signals, the drain state and the graceful drain sequence |
 //! | [`commands`] | the binary's commands other than serving |
 //! | [`routes`] | the HTTP endpoints and how failures become answers |
 //! | [`middleware`] | size limits, request metrics and logs, security headers |
@@ -34,6 +35,7 @@ pub mod metrics;
 pub mod middleware;
 pub mod page;
 pub mod routes;
+pub mod shutdown;
 pub mod startup;
 pub mod state;
 pub mod store;

@@ -5,7 +5,8 @@ use std::process::ExitCode;
 
 use moscow_time::commands;
 use moscow_time::config::{Command, ParseError, Settings};
-use moscow_time::startup::{Application, StopSignals};
+use moscow_time::shutdown::Signals;
+use moscow_time::startup::Application;
 use moscow_time::telemetry::error_chain;
 
 fn main() -> ExitCode {
@@ -46,12 +47,9 @@ fn run(command: Command, settings: Settings) -> ExitCode {
     };
     let result = actix_web::rt::System::new().block_on(async {
         match command {
-            Command::Idle => {
-                commands::idle().await;
-                Ok(())
-            }
+            Command::Idle => commands::idle().await,
             _ => {
-                let signals = StopSignals::install();
+                let signals = Signals::install()?;
                 Application::build(settings)
                     .await?
                     .run_until_signalled(signals)

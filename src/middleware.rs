@@ -5,7 +5,6 @@
 //! answered 414/431 and never counts. actix itself closes connections whose
 //! head exceeds 128 KiB; the tighter limits here are the ones we promise.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use tracing::Instrument;
@@ -18,6 +17,7 @@ use actix_web::{Error, web};
 
 use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 use crate::routes::plain;
+use crate::shutdown::Drain;
 
 /// The longest request target we accept, in bytes.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
@@ -70,24 +70,6 @@ fn for_log(text: &str) -> std::borrow::Cow<'_, str> {
         end -= 1;
     }
     format!("{}...", &text[..end]).into()
-}
-
-/// Whether the service is draining: once started, every answer carries
-/// `Connection: close`, so keep-alive clients (ingress controllers, load
-/// balancers, other pods) open their next request elsewhere.
-#[derive(Debug, Default)]
-pub struct Drain(AtomicBool);
-
-impl Drain {
-    /// From now on, close every connection after its answer.
-    pub fn start(&self) {
-        self.0.store(true, Ordering::Release);
-    }
-
-    /// Whether draining has started.
-    pub fn started(&self) -> bool {
-        self.0.load(Ordering::Acquire)
-    }
 }
 
 /// Enforces the size limits, then records metrics and logs one line.

@@ -1,10 +1,9 @@
-//! Building and running the application: open the store, start the writer,
-//! bind the listener, serve until told to stop, then persist what is left.
+//! Building and running the application: open the store and start the
+//! writer, bind the listener, build the app, serve until told to stop, then
+//! persist what is left (the stopping is [`shutdown`](crate::shutdown)'s).
 //!
 //! [`Application::build`] binds before it returns, so tests can ask for port
-//! 0 and read the real port back. Signal handling is ours rather than
-//! actix's: actix treats SIGINT as a forced stop, but a terminal user
-//! pressing Ctrl-C should get the same graceful drain as Kubernetes' SIGTERM.
+//! 0 and read the real port back.
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
@@ -19,9 +18,10 @@ use crate::cluster::Peers;
 use crate::config::Settings;
 use crate::faults::Faults;
 use crate::metrics::Metrics;
-use crate::middleware::{self, Drain};
+use crate::middleware;
 use crate::page::Page;
 use crate::routes;
+use crate::shutdown::{self, Drain, Signals};
 use crate::state::AppState;
 use crate::store::{Committer, CommitterConfig, Store};
 
@@ -30,7 +30,7 @@ pub struct Application {
     address: SocketAddr,
     server: Server,
     committer: Arc<Committer>,
-    drain: web::Data<Drain>,
+    drain: Arc<Drain>,
     shutdown_delay: Duration,
 }
 
@@ -38,86 +38,40 @@ impl Application {
     /// Opens the data folder, starts the writer and binds the listener.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         let metrics = Arc::new(Metrics::new().context("failed to register metrics")?);
-        let dir = settings.data_dir.clone();
-        let write_timeout = settings.write_timeout;
         let faults = settings
             .fault_injection
             .then(|| Arc::new(Faults::default()));
-        let hook = faults.as_ref().map(Faults::store_hook);
-        let (store, count) =
-            tokio::task::spawn_blocking(move || Store::open_with_fault(dir, write_timeout, hook))
-                .await
-                .context("the store opener panicked")?
-                .with_context(|| {
-                    format!(
-                        "failed to open the data directory {}",
-                        settings.data_dir.display()
-                    )
-                })?;
-        let committer = Arc::new(Committer::start(
-            store,
-            count,
-            CommitterConfig {
-                max_batch: settings.max_batch,
-                stall_after: settings.write_timeout,
-            },
-            metrics.store.clone(),
-        ));
-
-        let listener = TcpListener::bind(settings.listen)
-            .with_context(|| format!("failed to listen on {}", settings.listen))?;
-        let address = listener
-            .local_addr()
-            .context("failed to read the bound address")?;
-
-        let page = Page::new(&settings.instance, settings.timezone);
-        let state = web::Data::new(AppState {
+        let (committer, count) = open_store(&settings, faults.as_ref(), &metrics)?;
+        let (listener, address) = bind(settings.listen)?;
+        let peers = Peers::new(
+            settings.peers.clone(),
+            address.port(),
+            settings.peer_timeout,
+            settings.instance.clone(),
+            Arc::clone(&metrics),
+        )
+        .context("failed to build the HTTP client for peers")?;
+        let state = AppState {
             committer: Arc::clone(&committer),
-            page,
+            page: Page::new(&settings.instance, settings.timezone),
             timezone: settings.timezone,
             instance: settings.instance.clone(),
-            peers: Peers::new(
-                settings.peers.clone(),
-                address.port(),
-                settings.peer_timeout,
-                settings.instance.clone(),
-                Arc::clone(&metrics),
-            ),
-        });
-        let metrics = web::Data::from(metrics);
-        let drain = web::Data::new(Drain::default());
-        let app_drain = drain.clone();
-
+            peers,
+        };
+        let drain = Arc::new(Drain::default());
         if faults.is_some() {
             tracing::warn!(
                 "fault injection is enabled: /faults can break this instance on purpose"
             );
         }
-        let faults = faults.map(web::Data::from);
-        let server = HttpServer::new(move || {
-            let faults = faults.clone();
-            App::new()
-                .app_data(state.clone())
-                .app_data(metrics.clone())
-                .app_data(app_drain.clone())
-                .wrap(from_fn(middleware::observe))
-                // Outermost, so the answers `observe` refuses get them too.
-                .wrap(middleware::default_headers())
-                .configure(routes::configure)
-                .configure(move |cfg| {
-                    if let Some(faults) = faults {
-                        cfg.app_data(faults);
-                        routes::faults::configure(cfg);
-                    }
-                })
-                .default_service(web::to(routes::not_found))
-        })
-        .listen(listener)
-        .context("failed to start serving")?
-        .disable_signals()
-        .shutdown_timeout(settings.shutdown_timeout.as_secs())
-        .run();
-
+        let server = run(
+            listener,
+            state,
+            metrics,
+            Arc::clone(&drain),
+            faults,
+            settings.shutdown_timeout,
+        )?;
         tracing::info!(
             addr = %address,
             instance = %settings.instance,
@@ -153,85 +107,97 @@ impl Application {
 
     /// Serves until stopped, then persists the last batch and stops the writer.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let served = self.server.await;
-        let committer = self.committer;
-        tokio::task::spawn_blocking(move || committer.stop())
-            .await
-            .context("the writer shutdown panicked")?;
-        served.context("the HTTP server failed")?;
-        tracing::info!("stopped");
-        Ok(())
+        shutdown::serve_then_persist(self.server, self.committer).await
     }
 
-    /// Serves until SIGTERM or SIGINT, then drains gracefully.
-    ///
-    /// After SIGTERM, readiness fails at once but the service keeps serving
-    /// everything, visits included, for the shutdown delay, answering with
-    /// `Connection: close`: load balancers and kube-proxy take a moment to
-    /// stop routing to a pod, and what they still send must not be
-    /// refused. A second SIGTERM, or a SIGINT, ends the delay early (and a
-    /// first SIGINT skips it: Ctrl-C stays instant). Then the listener
-    /// closes, in-flight requests finish within the shutdown timeout, and
-    /// the last batch is persisted.
+    /// Serves until SIGTERM or SIGINT, then drains gracefully (see
+    /// [`shutdown::stop_on_signal`]).
     ///
     /// `signals` must be installed before the service says it listens: a
     /// SIGTERM that arrives earlier would otherwise kill it outright.
-    pub async fn run_until_signalled(self, signals: StopSignals) -> anyhow::Result<()> {
-        let handle = self.handle();
-        let committer = Arc::clone(&self.committer);
-        let drain = self.drain.clone();
-        let delay = self.shutdown_delay;
-        actix_web::rt::spawn(async move {
-            let mut signals = signals;
-            let signal = signals.next().await;
-            committer.begin_shutdown();
-            if signal == "SIGTERM" && !delay.is_zero() {
-                drain.start();
-                tracing::info!(
-                    signal,
-                    delay_secs = delay.as_secs(),
-                    "shutdown delay started: not ready, still serving, closing every connection after its answer"
-                );
-                let ended = tokio::select! {
-                    () = tokio::time::sleep(delay) => "the delay passed",
-                    signal = signals.next() => signal,
-                };
-                tracing::info!(
-                    ended_by = ended,
-                    "shutdown delay ended: closing the listener, finishing in-flight requests"
-                );
-            } else {
-                tracing::info!(signal, "stopping: finishing in-flight requests");
-            }
-            handle.stop(true).await;
-        });
+    pub async fn run_until_signalled(self, signals: Signals) -> anyhow::Result<()> {
+        actix_web::rt::spawn(shutdown::stop_on_signal(
+            signals,
+            self.shutdown_delay,
+            Arc::clone(&self.drain),
+            Arc::clone(&self.committer),
+            self.handle(),
+        ));
         self.run_until_stopped().await
     }
 }
 
-/// SIGTERM and SIGINT, installed once so that a second signal is not lost.
-pub struct StopSignals {
-    term: tokio::signal::unix::Signal,
-    int: tokio::signal::unix::Signal,
+/// Opens the data folder (validating `visits`) and starts the writer;
+/// returns it with the count found. Blocks, waiting for the file lock at
+/// most the write timeout: nothing else runs yet.
+fn open_store(
+    settings: &Settings,
+    faults: Option<&Arc<Faults>>,
+    metrics: &Metrics,
+) -> anyhow::Result<(Arc<Committer>, u64)> {
+    let hook = faults.map(Faults::store_hook);
+    let (store, count) = Store::open_with_fault(&settings.data_dir, settings.write_timeout, hook)
+        .with_context(|| {
+        format!(
+            "failed to open the data directory {}",
+            settings.data_dir.display()
+        )
+    })?;
+    let config = CommitterConfig {
+        max_batch: settings.max_batch,
+        stall_after: settings.write_timeout,
+    };
+    let committer = Committer::start(store, count, config, metrics.store.clone())
+        .context("failed to start the visit writer thread")?;
+    Ok((Arc::new(committer), count))
 }
 
-impl StopSignals {
-    /// Installs the handlers: from now on SIGTERM and SIGINT are ours.
-    pub fn install() -> Self {
-        use tokio::signal::unix::{SignalKind, signal};
-        StopSignals {
-            term: signal(SignalKind::terminate())
-                .expect("installing a SIGTERM handler never fails on Unix"),
-            int: signal(SignalKind::interrupt())
-                .expect("installing a SIGINT handler never fails on Unix"),
-        }
-    }
+/// A listener on `address`, with the address it got (the real port when 0
+/// was asked for).
+fn bind(address: SocketAddr) -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let listener =
+        TcpListener::bind(address).with_context(|| format!("failed to listen on {address}"))?;
+    let bound = listener
+        .local_addr()
+        .context("failed to read the bound address")?;
+    Ok((listener, bound))
+}
 
-    /// Waits for the next signal and names it.
-    pub async fn next(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
-        }
-    }
+/// The HTTP server over a bound `listener`, started but not yet awaited.
+fn run(
+    listener: TcpListener,
+    state: AppState,
+    metrics: Arc<Metrics>,
+    drain: Arc<Drain>,
+    faults: Option<Arc<Faults>>,
+    shutdown_timeout: Duration,
+) -> anyhow::Result<Server> {
+    let state = web::Data::new(state);
+    let metrics = web::Data::from(metrics);
+    let drain = web::Data::from(drain);
+    let faults = faults.map(web::Data::from);
+    let server = HttpServer::new(move || {
+        let faults = faults.clone();
+        App::new()
+            .app_data(state.clone())
+            .app_data(metrics.clone())
+            .app_data(drain.clone())
+            .wrap(from_fn(middleware::observe))
+            // Outermost, so the answers `observe` refuses get them too.
+            .wrap(middleware::default_headers())
+            .configure(routes::configure)
+            .configure(move |cfg| {
+                if let Some(faults) = faults {
+                    cfg.app_data(faults);
+                    routes::faults::configure(cfg);
+                }
+            })
+            .default_service(web::to(routes::not_found))
+    })
+    .listen(listener)
+    .context("failed to start serving")?
+    .disable_signals()
+    .shutdown_timeout(shutdown_timeout.as_secs())
+    .run();
+    Ok(server)
 }

@@ -1,34 +1,33 @@
-//! Settings: every setting defined once ([`definition::SETTINGS`]), read
-//! from command-line flags, environment variables, an optional JSON file and
+//! Settings: every setting defined once (a field of [`Options`]), read from
+//! command-line flags, environment variables, an optional JSON file and
 //! defaults that run out of the box, and validated once at startup.
 //!
 //! Precedence is flag, then environment variable, then the JSON file, then
-//! the default. The environment names are deliberately generic (`PORT`,
-//! `DATA_DIR`) and never prefixed with the service's name: Kubernetes
-//! injects `<SERVICE>_PORT=tcp://10.0.0.1:8000` for every Service in the
-//! namespace, and a Service called `moscow-time` would otherwise set our
-//! port to garbage.
+//! the default. clap parses the flags; each variable is parsed alone, by
+//! the same parser, so that an error names it; the file is merged under
+//! both and read by serde. The environment names are deliberately generic
+//! (`PORT`, `DATA_DIR`) and never prefixed with the service's name:
+//! Kubernetes injects `<SERVICE>_PORT=tcp://10.0.0.1:8000` for every
+//! Service in the namespace, and a Service called `moscow-time` would
+//! otherwise set our port to garbage.
 
-mod cli;
-pub mod definition;
+mod options;
 
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono_tz::Tz;
+use clap::FromArgMatches;
+use clap::parser::ValueSource;
+use serde_json::{Map, Value as Json};
 
-pub use cli::{Command, ParseError, Source, Values, command, json_type};
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
-    /// Human-readable lines, for a terminal.
-    Text,
-    /// One JSON object per line, for log collectors.
-    Json,
-}
+pub use options::{
+    Cli, Command, LogFormat, Options, Ranged, allowed, command, file_property, file_schema,
+    markdown_table, setting_args,
+};
 
 /// Where to find the other instances of the StatefulSet.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,47 +100,63 @@ pub enum ConfigError {
     },
 }
 
+/// A failure to parse the command line or the settings.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// The command line itself (including `--help` and `--version`).
+    #[error(transparent)]
+    CommandLine(#[from] clap::Error),
+    /// A setting from the environment or the file.
+    #[error(transparent)]
+    Setting(#[from] ConfigError),
+}
+
+/// Where each setting that is not at its default came from, by key, to
+/// name it in an error: `--port`, `PORT` or `port in <file>`.
+#[derive(Debug, Default)]
+struct Sources(HashMap<String, String>);
+
+impl Sources {
+    fn name(&self, key: &str) -> String {
+        self.0
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| format!("--{}", key.replace('_', "-")))
+    }
+}
+
 impl Settings {
     /// Parses a command line (ignoring the environment) into settings, for
     /// tests and tools: `["moscow-time", "--port", "0"]`.
     pub fn from_args<I, T>(argv: I) -> Result<Self, ParseError>
     where
         I: IntoIterator<Item = T>,
-        T: Into<OsString> + Clone,
+        T: Into<OsString>,
     {
-        let (_, values) = cli::parse(argv, |_| None)?;
-        Ok(Self::resolve(&values)?)
+        parse(argv, |_| None).map(|(_, settings)| settings)
     }
 
     /// Parses the process's command line and environment, reading the
     /// config file if one is named.
     pub fn from_process() -> Result<(Command, Self), ParseError> {
-        let (command, values) = cli::parse(std::env::args_os(), |name| std::env::var(name).ok())?;
-        Ok((command, Self::resolve(&values)?))
+        parse(std::env::args_os(), |name| std::env::var(name).ok())
     }
 
-    /// Checks what a value's kind cannot (a zone name, a resolvable host,
+    /// Checks what a value's type cannot (a zone name, a resolvable host,
     /// peers) and builds the typed settings.
-    pub fn resolve(values: &Values) -> Result<Self, ConfigError> {
+    fn resolve(options: Options, sources: &Sources) -> Result<Self, ConfigError> {
         let invalid = |key: &str, value: &str, reason: &str| ConfigError::Invalid {
-            setting: values.source_name(key),
+            setting: sources.name(key),
             value: value.to_owned(),
             reason: reason.to_owned(),
         };
-        let text = |key: &str| values.text(key).expect("has a default");
-        let integer = |key: &str| values.integer(key).expect("has a default");
-
-        let host = text("host");
-        let port = u16::try_from(integer("port")).expect("the range is that of a port");
-        let listen = resolve_listen(host, port)
+        let host = &options.host;
+        let listen = resolve_listen(host, options.port.0)
             .ok_or_else(|| invalid("host", host, "not an IP address or a resolvable host name"))?;
-
-        let data_dir = PathBuf::from(text("data_dir"));
-        if data_dir.as_os_str().is_empty() {
+        if options.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "", "must not be empty"));
         }
-
-        let zone = text("timezone");
+        let zone = &options.timezone;
         let timezone: Tz = zone.parse().map_err(|_| {
             invalid(
                 "timezone",
@@ -149,24 +164,17 @@ impl Settings {
                 "not an IANA time zone name such as Europe/Moscow",
             )
         })?;
-
-        let log_format = match values.text("log_format") {
-            Some("json") => LogFormat::Json,
-            Some(_) => LogFormat::Text,
-            None => {
-                use std::io::IsTerminal;
-                if std::io::stdout().is_terminal() {
-                    LogFormat::Text
-                } else {
-                    LogFormat::Json
-                }
+        let log_format = options.log_format.unwrap_or_else(|| {
+            use std::io::IsTerminal;
+            if std::io::stdout().is_terminal() {
+                LogFormat::Text
+            } else {
+                LogFormat::Json
             }
-        };
-
-        let instance = match values.text("instance") {
-            Some(name) => name.to_owned(),
-            None => gethostname::gethostname().to_string_lossy().into_owned(),
-        };
+        });
+        let instance = options
+            .instance
+            .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
         if instance.trim().is_empty()
             || instance.len() > 253
             || instance.chars().any(char::is_control)
@@ -177,8 +185,7 @@ impl Settings {
                 "must be 1 to 253 printable characters",
             ));
         }
-
-        let peers = match (values.list("peers"), values.text("peers_dns")) {
+        let peers = match (options.peers, options.peers_dns) {
             (Some(_), Some(_)) => {
                 return Err(invalid(
                     "peers",
@@ -186,39 +193,138 @@ impl Settings {
                     "set either --peers or --peers-dns, not both",
                 ));
             }
-            (Some(list), None) => PeerSource::List(parse_peer_urls(list, &invalid)?),
+            (Some(list), None) => PeerSource::List(parse_peer_urls(&list, &invalid)?),
             (None, Some(name)) if name.trim().is_empty() => PeerSource::None,
             (None, Some(name)) => {
                 if name.contains(['/', ':', ' ']) {
                     return Err(invalid(
                         "peers_dns",
-                        name,
+                        &name,
                         "must be a DNS name, without scheme or port",
                     ));
                 }
-                PeerSource::Dns(name.to_owned())
+                PeerSource::Dns(name)
             }
             (None, None) => PeerSource::None,
         };
-
         Ok(Settings {
             listen,
-            data_dir,
+            data_dir: options.data_dir,
             timezone,
             log_format,
             instance,
-            shutdown_delay: Duration::from_secs(integer("shutdown_delay_secs")),
-            shutdown_timeout: Duration::from_secs(integer("shutdown_timeout_secs")),
-            write_timeout: Duration::from_millis(integer("write_timeout_ms")),
-            max_batch: usize::try_from(integer("max_batch")).expect("the range fits usize"),
-            fault_injection: values.switch("fault_injection").expect("has a default"),
+            shutdown_delay: Duration::from_secs(options.shutdown_delay_secs.0),
+            shutdown_timeout: Duration::from_secs(options.shutdown_timeout_secs.0),
+            write_timeout: Duration::from_millis(options.write_timeout_ms.0),
+            max_batch: usize::try_from(options.max_batch.0).unwrap_or(usize::MAX),
+            fault_injection: options.fault_injection,
             peers,
-            peer_timeout: Duration::from_millis(integer("peer_timeout_ms")),
+            peer_timeout: Duration::from_millis(options.peer_timeout_ms.0),
         })
     }
 }
 
-fn resolve_listen(host: &str, port: u16) -> Option<SocketAddr> {
+/// Parses a command line (the first item is the program name) and layers
+/// the environment (read through `env`), the config file and the defaults.
+///
+/// Errors of the command line itself (an unknown flag, `--help`) are
+/// clap's, so the caller can print them as clap does.
+pub fn parse<I, T>(
+    argv: I,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<(Command, Settings), ParseError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString>,
+{
+    let argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
+    let program = argv.first().cloned().unwrap_or_default();
+    let cli = command();
+    let flags = cli.clone().try_get_matches_from(&argv)?;
+    let mut sources = Sources::default();
+    let mut from_env = vec![program.clone()];
+    for arg in setting_args() {
+        let key = arg.get_id().as_str();
+        let flag = arg.get_long().unwrap_or(key);
+        if flags.value_source(key) == Some(ValueSource::CommandLine) {
+            sources.0.insert(key.to_owned(), format!("--{flag}"));
+            continue;
+        }
+        let name = arg.get_env().unwrap_or_default().to_string_lossy();
+        let Some(raw) = env(&name) else { continue };
+        let given: OsString = format!("--{flag}={raw}").into();
+        cli.clone()
+            .try_get_matches_from([program.clone(), given.clone()])
+            .map_err(|error| ConfigError::Invalid {
+                setting: name.clone().into_owned(),
+                value: raw.clone(),
+                reason: reason(&error),
+            })?;
+        sources.0.insert(key.to_owned(), name.into_owned());
+        from_env.push(given);
+    }
+    let matches = cli.try_get_matches_from(from_env.into_iter().chain(argv.into_iter().skip(1)))?;
+    let Cli { command, options } = Cli::from_arg_matches(&matches)?;
+    let options = match options.config.clone() {
+        Some(path) => with_file(options, &path, &mut sources)?,
+        None => options,
+    };
+    let settings = Settings::resolve(options, &sources)?;
+    Ok((command.unwrap_or(Command::Serve), settings))
+}
+
+/// What is wrong with one value, from clap's error, without its usage text.
+fn reason(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    if let Some(source) = std::error::Error::source(error) {
+        return source.to_string();
+    }
+    match error.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(valid)) => format!("must be one of: {}", valid.join(", ")),
+        _ => error.kind().to_string(),
+    }
+}
+
+/// `options` under the JSON config file at `path`: every value of the file
+/// is checked, and those that no flag or variable set win over the defaults.
+fn with_file(options: Options, path: &Path, sources: &mut Sources) -> Result<Options, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::ReadFile {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let invalid = |reason: String| ConfigError::ParseFile {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let file: Map<String, Json> =
+        serde_json::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+    let mut merged = match serde_json::to_value(&options) {
+        Ok(Json::Object(merged)) => merged,
+        other => return Err(invalid(format!("cannot merge the settings: {other:?}"))),
+    };
+    let mut checked = merged.clone();
+    checked.extend(file.clone());
+    from_json(checked).map_err(invalid)?;
+    for (key, value) in file {
+        if !sources.0.contains_key(&key) {
+            sources
+                .0
+                .insert(key.clone(), format!("{key} in {}", path.display()));
+            merged.insert(key, value);
+        }
+    }
+    let mut merged = from_json(merged).map_err(invalid)?;
+    merged.config = options.config;
+    Ok(merged)
+}
+
+fn from_json(object: Map<String, Json>) -> Result<Options, String> {
+    serde_path_to_error::deserialize(Json::Object(object))
+        .map_err(|e| format!("{}: {}", e.path(), e.inner()))
+}
+
+fn resolve_listen(host: &str, port: u64) -> Option<SocketAddr> {
+    let port = u16::try_from(port).ok()?;
     if let Ok(ip) = host.parse::<IpAddr>() {
         return Some(SocketAddr::new(ip, port));
     }
@@ -233,6 +339,8 @@ fn parse_peer_urls(
     invalid: &impl Fn(&str, &str, &str) -> ConfigError,
 ) -> Result<Vec<reqwest::Url>, ConfigError> {
     list.iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
         .map(|s| {
             let url = reqwest::Url::parse(s).map_err(|e| invalid("peers", s, &e.to_string()))?;
             if url.scheme() != "http" || url.host_str().is_none() {
@@ -256,12 +364,12 @@ mod tests {
     fn parse_with_env(argv: &[&str], env: &[(&str, &str)]) -> Result<Settings, ParseError> {
         let mut full = vec!["moscow-time"];
         full.extend_from_slice(argv);
-        let (_, values) = cli::parse(full, |name| {
+        let (_, settings) = super::parse(full, |name| {
             env.iter()
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| v.to_string())
         })?;
-        Ok(Settings::resolve(&values)?)
+        Ok(settings)
     }
 
     #[test]
@@ -339,15 +447,24 @@ mod tests {
     fn bad_file_values_name_the_key_and_the_file() {
         let dir = tempfile::tempdir().unwrap();
         for (content, expected) in [
-            (r#"{"prot": 8000}"#, "unknown key \"prot\""),
-            (r#"{"config": "x"}"#, "unknown key \"config\""),
-            (r#"{"max_batch": 0}"#, "max_batch 0: must be 1 to 1000000"),
-            (r#"{"max_batch": "7"}"#, "max_batch must be an integer"),
+            (r#"{"prot": 8000}"#, "prot: unknown field `prot`"),
+            (r#"{"config": "x"}"#, "config: unknown field `config`"),
+            (
+                r#"{"max_batch": 0}"#,
+                "max_batch: must be 1 to 1000000, not 0",
+            ),
+            (
+                r#"{"max_batch": "7"}"#,
+                "max_batch: must be a whole number from 1 to 1000000, not \"7\"",
+            ),
             (r#"{"shutdown_timeout_secs": 3601}"#, "must be 1 to 3600"),
-            (r#"{"log_format": "xml"}"#, "must be one of: text, json"),
+            (
+                r#"{"log_format": "xml"}"#,
+                "log_format: unknown variant `xml`, expected `text` or `json`",
+            ),
             (
                 r#"{"peers": "http://a"}"#,
-                "peers must be an array of strings",
+                "peers: invalid type: string \"http://a\", expected a sequence",
             ),
             (r#"{"timezone": "Mars/Olympus"}"#, "invalid timezone in"),
             ("[1, 2]", "is invalid"),
@@ -417,7 +534,7 @@ mod tests {
         assert!(s.fault_injection);
         assert!(matches!(s.peers, PeerSource::List(ref l) if l.len() == 2));
         for (content, expected) in [
-            (r#"{"max_batch": 1.5}"#, "max_batch must be an integer"),
+            (r#"{"max_batch": 1.5}"#, "max_batch: must be a whole number"),
             (
                 r#"{"max_batch": 18446744073709551615}"#,
                 "must be 1 to 1000000",
@@ -425,11 +542,11 @@ mod tests {
             (r#"{"max_batch": -1}"#, "whole number"),
             (
                 r#"{"peers": ["http://a:1,http://b:2"]}"#,
-                "peers must be an array of strings",
+                "invalid peers in",
             ),
             (
                 r#"{"fault_injection": "true"}"#,
-                "fault_injection must be a boolean",
+                "fault_injection: invalid type: string \"true\", expected a boolean",
             ),
         ] {
             let msg = file(content).unwrap_err();
@@ -461,17 +578,26 @@ mod tests {
             &["moscow-time", "--data-dir", "/x", "count"][..],
             &["moscow-time", "count", "--data-dir", "/x"][..],
         ] {
-            let (command, values) = cli::parse(argv.iter().copied(), |_| None).unwrap();
+            let (command, settings) = super::parse(argv.iter().copied(), |_| None).unwrap();
             assert_eq!(command, Command::Count);
-            assert_eq!(values.text("data_dir"), Some("/x"), "{argv:?}");
+            assert_eq!(settings.data_dir, PathBuf::from("/x"), "{argv:?}");
         }
-        let (command, _) = cli::parse(["moscow-time"], |_| None).unwrap();
+        let env = |name: &str| (name == "DATA_DIR").then(|| "/from-env".to_owned());
+        let (_, settings) =
+            super::parse(["moscow-time", "count", "--data-dir", "/x"], env).unwrap();
+        assert_eq!(
+            settings.data_dir,
+            PathBuf::from("/x"),
+            "a flag after the command beats the environment"
+        );
+        let (command, _) = super::parse(["moscow-time"], |_| None).unwrap();
         assert_eq!(command, Command::Serve, "no command means serve");
     }
 
     #[test]
     fn set_count_takes_one_whole_number() {
-        let parse_cmd = |argv: &[&str]| cli::parse(argv.iter().copied(), |_| None).map(|(c, _)| c);
+        let parse_cmd =
+            |argv: &[&str]| super::parse(argv.iter().copied(), |_| None).map(|(c, _)| c);
         assert_eq!(
             parse_cmd(&["moscow-time", "set-count", "--force", "41"]).unwrap(),
             Command::SetCount {
@@ -484,6 +610,74 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(bad), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn ranges_are_checked_at_both_ends_from_text_and_from_json() {
+        type R = Ranged<1, 10>;
+        assert_eq!("1".parse::<R>(), Ok(Ranged(1)));
+        assert_eq!(" 10 ".parse::<R>(), Ok(Ranged(10)));
+        assert_eq!("0".parse::<R>().unwrap_err(), "must be 1 to 10, not \"0\"");
+        assert_eq!(
+            "11".parse::<R>().unwrap_err(),
+            "must be 1 to 10, not \"11\""
+        );
+        assert!("-1".parse::<R>().unwrap_err().contains("whole number"));
+        assert!("ten".parse::<R>().unwrap_err().contains("whole number"));
+        assert_eq!(serde_json::from_str::<R>("10").unwrap(), Ranged(10));
+        assert!(serde_json::from_str::<R>("11").is_err());
+        assert!(serde_json::from_str::<R>("0").is_err());
+    }
+
+    #[test]
+    fn lists_drop_blanks_and_switches_take_words_and_digits() {
+        let s = parse(&["--peers", " http://a:1, ,http://b:2 "]).unwrap();
+        assert!(matches!(s.peers, PeerSource::List(ref l) if l.len() == 2));
+        assert!(parse(&["--fault-injection", "1"]).unwrap().fault_injection);
+        assert!(parse(&["--fault-injection"]).unwrap().fault_injection);
+        assert!(
+            !parse(&["--fault-injection", "false"])
+                .unwrap()
+                .fault_injection
+        );
+        let msg = parse(&["--fault-injection", "yes"])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("must be true or false"), "{msg}");
+        let msg = parse_with_env(&[], &[("FAULT_INJECTION", "yes")])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("invalid FAULT_INJECTION \"yes\""), "{msg}");
+    }
+
+    #[test]
+    fn a_bad_variable_is_named_with_its_value_and_what_is_allowed() {
+        for (name, value, expected) in [
+            ("LOG_FORMAT", "xml", "must be one of: text, json"),
+            ("MAX_BATCH", "0", "must be 1 to 1000000, not \"0\""),
+            ("FAULT_INJECTION", "yes", "must be true or false"),
+        ] {
+            let msg = parse_with_env(&[], &[(name, value)])
+                .unwrap_err()
+                .to_string();
+            assert_eq!(msg, format!("invalid {name} {value:?}: {expected}"));
+        }
+    }
+
+    #[test]
+    fn flags_keys_and_variables_are_unique_and_no_variable_is_named_after_the_service() {
+        let args = setting_args();
+        let envs: Vec<_> = args.iter().filter_map(|a| a.get_env()).collect();
+        assert_eq!(envs.len(), args.len(), "every setting has a variable");
+        for (i, a) in args.iter().enumerate() {
+            for b in &args[i + 1..] {
+                assert_ne!(a.get_id(), b.get_id());
+                assert_ne!(a.get_env(), b.get_env());
+            }
+        }
+        for env in envs {
+            assert!(!env.to_string_lossy().starts_with("MOSCOW_TIME"), "{env:?}");
         }
     }
 }

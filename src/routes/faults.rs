@@ -9,23 +9,60 @@ use super::plain;
 use crate::faults::Faults;
 use crate::metrics::Metrics;
 
+/// A fault that `/faults/{fault}` switches on (`PUT`) and off (`DELETE`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Every durable write fails as on a full disk.
+    Disk,
+    /// Readiness fails.
+    Unready,
+    /// Page views are delayed (`PUT` takes `?ms=N`).
+    Latency,
+}
+
+impl Fault {
+    /// Every fault, in the order errors list them.
+    pub const ALL: [Fault; 3] = [Fault::Disk, Fault::Unready, Fault::Latency];
+
+    /// The name in the path and in the metric's `fault` label.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Disk => "disk",
+            Fault::Unready => "unready",
+            Fault::Latency => "latency",
+        }
+    }
+}
+
+impl std::str::FromStr for Fault {
+    type Err = UnknownFault;
+
+    fn from_str(name: &str) -> Result<Self, UnknownFault> {
+        Fault::ALL
+            .into_iter()
+            .find(|fault| fault.name() == name)
+            .ok_or_else(|| UnknownFault(name.to_owned()))
+    }
+}
+
+/// A path naming no fault: 404, with the faults there are.
+#[derive(Debug, thiserror::Error)]
+#[error("no fault named {0:?}; the faults are {known}", known = Fault::ALL.map(Fault::name).join(", "))]
+pub struct UnknownFault(String);
+
+impl actix_web::ResponseError for UnknownFault {
+    fn error_response(&self) -> HttpResponse {
+        plain(StatusCode::NOT_FOUND, format!("{self}\n"))
+    }
+}
+
 /// Registers the fault routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(web::resource("/faults").route(web::get().to(list)))
         .service(
-            web::resource("/faults/disk")
-                .route(web::put().to(|f, m| toggle(f, m, "disk", true)))
-                .route(web::delete().to(|f, m| toggle(f, m, "disk", false))),
-        )
-        .service(
-            web::resource("/faults/unready")
-                .route(web::put().to(|f, m| toggle(f, m, "unready", true)))
-                .route(web::delete().to(|f, m| toggle(f, m, "unready", false))),
-        )
-        .service(
-            web::resource("/faults/latency")
-                .route(web::put().to(set_latency))
-                .route(web::delete().to(|f, m| toggle(f, m, "latency", false))),
+            web::resource("/faults/{fault}")
+                .route(web::put().to(set))
+                .route(web::delete().to(clear)),
         );
 }
 
@@ -33,39 +70,51 @@ async fn list(faults: web::Data<Faults>) -> HttpResponse {
     HttpResponse::Ok().json(faults.active())
 }
 
-async fn toggle(
-    faults: web::Data<Faults>,
-    metrics: web::Data<Metrics>,
-    fault: &'static str,
-    on: bool,
-) -> HttpResponse {
-    match fault {
-        "disk" => faults.set_disk(on),
-        "unready" => faults.set_unready(on),
-        _ => faults.clear_latency(),
-    }
-    changed(&faults, &metrics, fault, on)
-}
-
-async fn set_latency(
+async fn set(
     req: HttpRequest,
+    path: web::Path<String>,
     faults: web::Data<Faults>,
     metrics: web::Data<Metrics>,
-) -> HttpResponse {
-    // A missing or non-numeric `ms` is 0, which the bound refuses too.
-    let ms =
-        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-            .ok()
-            .and_then(|q| q.get("ms").and_then(|v| v.parse::<u64>().ok()))
-            .unwrap_or(0);
-    match faults.set_latency_ms(ms) {
-        Ok(()) => changed(&faults, &metrics, "latency", true),
-        Err(reason) => plain(StatusCode::BAD_REQUEST, format!("{reason}\n")),
+) -> Result<HttpResponse, UnknownFault> {
+    let fault = path.parse()?;
+    match fault {
+        Fault::Disk => faults.set_disk(true),
+        Fault::Unready => faults.set_unready(true),
+        Fault::Latency => {
+            if let Err(reason) = faults.set_latency_ms(latency_ms(&req)) {
+                return Ok(plain(StatusCode::BAD_REQUEST, format!("{reason}\n")));
+            }
+        }
     }
+    Ok(changed(&faults, &metrics, fault, true))
 }
 
-fn changed(faults: &Faults, metrics: &Metrics, fault: &'static str, on: bool) -> HttpResponse {
+async fn clear(
+    path: web::Path<String>,
+    faults: web::Data<Faults>,
+    metrics: web::Data<Metrics>,
+) -> Result<HttpResponse, UnknownFault> {
+    let fault = path.parse()?;
+    match fault {
+        Fault::Disk => faults.set_disk(false),
+        Fault::Unready => faults.set_unready(false),
+        Fault::Latency => faults.clear_latency(),
+    }
+    Ok(changed(&faults, &metrics, fault, false))
+}
+
+/// The `ms` query parameter; missing or not a whole number is 0, which the
+/// bound refuses too.
+fn latency_ms(req: &HttpRequest) -> u64 {
+    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+        .ok()
+        .and_then(|q| q.get("ms").and_then(|v| v.parse::<u64>().ok()))
+        .unwrap_or(0)
+}
+
+fn changed(faults: &Faults, metrics: &Metrics, fault: Fault, on: bool) -> HttpResponse {
     let action = if on { "set" } else { "cleared" };
+    let fault = fault.name();
     metrics
         .fault_changes
         .with_label_values(&[fault, action])

@@ -147,7 +147,15 @@ pub struct Committer {
 
 impl Committer {
     /// Starts the writer thread for an opened store whose count is `count`.
-    pub fn start(store: Store, count: u64, config: CommitterConfig, metrics: StoreMetrics) -> Self {
+    ///
+    /// # Errors
+    /// When the operating system refuses the thread (a pids limit, for one).
+    pub fn start(
+        store: Store,
+        count: u64,
+        config: CommitterConfig,
+        metrics: StoreMetrics,
+    ) -> std::io::Result<Self> {
         metrics.visits_total.inc_by(count);
         let shared = Arc::new(Shared {
             epoch: Instant::now(),
@@ -164,13 +172,12 @@ impl Committer {
         let max_batch = config.max_batch.max(1);
         let writer = std::thread::Builder::new()
             .name("visit-writer".into())
-            .spawn(move || write_loop(&store, &rx, &writer_shared, max_batch))
-            .expect("the operating system refused to start the writer thread");
-        Committer {
+            .spawn(move || write_loop(&store, &rx, &writer_shared, max_batch))?;
+        Ok(Committer {
             tx,
             shared,
             writer: Mutex::new(Some(writer)),
-        }
+        })
     }
 
     /// Records one visit and resolves with its number once it is durable.
@@ -374,6 +381,7 @@ mod tests {
             },
             StoreMetrics::new().unwrap(),
         )
+        .unwrap()
     }
 
     /// Queues one visit on the writer's channel, as
@@ -541,7 +549,8 @@ mod tests {
                 stall_after: Duration::from_millis(200),
             },
             StoreMetrics::new().unwrap(),
-        );
+        )
+        .unwrap();
         assert_eq!(c.health(), Health::Ready);
         let visit = enqueue(&c);
         gate.wait_for_a_held_write();

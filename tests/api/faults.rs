@@ -103,3 +103,26 @@ fn latency_delays_page_views_and_bad_values_change_nothing() {
     send(&server, "DELETE", "/faults/latency");
     assert!(server.get("/faults").text().contains("\"latency_ms\":0"));
 }
+
+#[test]
+fn an_unknown_fault_is_not_found_names_the_faults_there_are_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = fault_server(dir.path());
+    let before = server.get("/faults").text();
+    for method in ["PUT", "DELETE"] {
+        let answer = send(&server, method, "/faults/cpu");
+        assert_eq!(answer.status, 404, "{method}");
+        assert_eq!(
+            answer.text(),
+            "no fault named \"cpu\"; the faults are disk, unready, latency\n",
+            "{method}"
+        );
+    }
+    assert_eq!(server.get("/faults").text(), before);
+    assert_eq!(server.visit(), 1);
+    let metrics = server.get("/metrics").text();
+    assert!(
+        !metrics.contains("moscow_time_fault_changes_total{"),
+        "nothing changed: {metrics}"
+    );
+}

@@ -1,9 +1,10 @@
 use std::collections::HashSet;
+use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
 use test_support::{
-    Server, bare_binary_command, binary_command, client, count_on_disk, load, run_bounded,
-    spawn_app, visit_number, wait_until_async,
+    PidsCgroup, Server, bare_binary_command, binary_command, client, count_on_disk, load,
+    run_bounded, spawn_app, visit_number, wait_until_async,
 };
 
 #[tokio::test]
@@ -97,6 +98,50 @@ fn a_corrupt_visits_file_refuses_to_start_and_is_left_byte_for_byte_unchanged() 
             .collect();
         assert!(leftovers.is_empty(), "{name}: left {leftovers:?}");
     }
+}
+
+/// A pod's pids limit can leave no room for the writer thread: the binary
+/// must then say so and exit 1, not panic or abort. The threads started
+/// before the writer (tracing-appender's log writer, which panics when
+/// refused) are a detail of the libraries, so the limit rises one task at a
+/// time until the writer is the one refused; below that, no run may end by
+/// a signal either.
+#[test]
+fn a_writer_thread_the_system_refuses_is_a_clear_error_not_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut earlier = Vec::new();
+    for max in 1..=16 {
+        let cgroup = PidsCgroup::new(max)
+            .unwrap_or_else(|why| panic!("this test limits the binary's threads: {why}"));
+        let output = run_bounded(
+            cgroup.wrap(&binary_command(dir.path())),
+            Duration::from_secs(30),
+        );
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert_eq!(
+            output.status.signal(),
+            None,
+            "pids.max={max}: ended by a signal: {stderr}"
+        );
+        if !stderr.contains("writer thread") {
+            assert!(!output.status.success(), "pids.max={max} started: {stderr}");
+            earlier.push(format!("pids.max={max}: {}: {stderr}", output.status));
+            continue;
+        }
+        assert_eq!(output.status.code(), Some(1), "pids.max={max}: {stderr}");
+        assert!(
+            stderr.starts_with("moscow-time: failed to start the visit writer thread: ")
+                && stderr.contains("os error 11")
+                && !stderr.contains("panicked"),
+            "pids.max={max}: {stderr}"
+        );
+        assert_eq!(count_on_disk(dir.path()), 0, "nothing was counted");
+        return;
+    }
+    panic!(
+        "no pids limit up to 16 refused the writer thread:\n{}",
+        earlier.join("\n")
+    );
 }
 
 #[test]

@@ -148,6 +148,7 @@ fn the_storage_core_depends_on_nothing_http() {
         "middleware",
         "state",
         "startup",
+        "shutdown",
         "metrics",
         "cluster",
         "page",

@@ -1,7 +1,6 @@
 use std::path::Path;
 
-use moscow_time::config::definition::{Kind, SETTINGS, Setting, markdown_table};
-use moscow_time::config::json_type;
+use moscow_time::config::{allowed, file_property, file_schema, markdown_table, setting_args};
 use serde_json::Value as Json;
 
 const README_START: &str = "<!-- settings:start -->";
@@ -38,10 +37,6 @@ fn repo(path: &str) -> String {
     std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("{}: {e}", full.display()))
 }
 
-fn setting(key: &str) -> Option<&'static Setting> {
-    SETTINGS.iter().find(|s| s.key == key)
-}
-
 #[test]
 fn the_readme_table_is_the_one_rendered_from_the_definition() {
     let readme = repo("README.md");
@@ -74,33 +69,22 @@ fn the_readme_table_is_the_one_rendered_from_the_definition() {
     );
 }
 
-/// What is wrong with one `config.*` schema entry, compared to its setting.
+/// What is wrong with one `config.*` schema entry, compared to the config
+/// file's schema derived from the settings.
 fn schema_mismatches(key: &str, schema: &Json) -> Vec<String> {
-    let Some(s) = setting(key).filter(|s| s.in_file) else {
+    let Some(expected) = file_property(&file_schema(), key) else {
         return vec![format!("config.{key} is not a setting of the binary")];
     };
-    let mut wrong = Vec::new();
-    let want = |field: &str, expected: Json| {
-        let actual = schema.get(field).cloned().unwrap_or(Json::Null);
-        (actual != expected).then(|| {
-            format!("config.{key}: schema {field} is {actual}, the binary takes {expected}")
+    ["type", "minimum", "maximum", "enum"]
+        .into_iter()
+        .filter_map(|field| {
+            let actual = schema.get(field).cloned().unwrap_or(Json::Null);
+            let wanted = expected.get(field).cloned().unwrap_or(Json::Null);
+            (actual != wanted).then(|| {
+                format!("config.{key}: schema {field} is {actual}, the binary takes {wanted}")
+            })
         })
-    };
-    let (kind_type, min, max, choices) = match s.kind {
-        Kind::Integer { min, max } => ("integer", Json::from(min), Json::from(max), Json::Null),
-        Kind::Choice(words) => ("string", Json::Null, Json::Null, Json::from(words.to_vec())),
-        Kind::Text | Kind::Path => ("string", Json::Null, Json::Null, Json::Null),
-        Kind::List => ("array", Json::Null, Json::Null, Json::Null),
-        Kind::Switch => ("boolean", Json::Null, Json::Null, Json::Null),
-    };
-    wrong.extend(want("type", Json::from(kind_type)));
-    wrong.extend(want("minimum", min));
-    wrong.extend(want("maximum", max));
-    wrong.extend(want("enum", choices));
-    wrong
-        .iter_mut()
-        .for_each(|w| w.push_str(&format!(" ({})", json_type(s.kind))));
-    wrong
+        .collect()
 }
 
 #[test]
@@ -113,16 +97,19 @@ fn the_chart_schema_allows_exactly_what_the_binary_accepts() {
         .iter()
         .flat_map(|(key, entry)| schema_mismatches(key, entry))
         .collect();
-    for s in SETTINGS {
-        let excused = NOT_IN_CHART_CONFIG.iter().any(|(key, _)| *key == s.key);
-        if !config.contains_key(s.key) && !excused {
+    let file = file_schema();
+    for arg in setting_args() {
+        let key = arg.get_id().as_str();
+        let Some(property) = file_property(&file, key) else {
+            continue;
+        };
+        let excused = NOT_IN_CHART_CONFIG.iter().any(|(k, _)| *k == key);
+        if !config.contains_key(key) && !excused {
             wrong.push(format!(
-                "setting {} is missing from the chart: add config.{} to values.yaml and \
+                "setting {key} is missing from the chart: add config.{key} to values.yaml and \
                  values.schema.json (type {}, {}), or list it in NOT_IN_CHART_CONFIG with a reason",
-                s.key,
-                s.key,
-                json_type(s.kind),
-                s.kind.allowed()
+                property["type"],
+                allowed(&arg, Some(&property))
             ));
         }
     }

@@ -1,6 +1,5 @@
-"""The release path on loopback: run by scripts/test-container with the image it built and tested.
-
-    .tools/venv/bin/python tests/release/release_path.py --image localhost/moscow-time:test
+"""The release path on loopback: the parts test_release_path.py puts together, run by
+scripts/test-container (pytest) with the image it built and tested.
 
 A real OCI registry, Debian's `docker-registry` (the CNCF distribution registry), runs on a free
 port of 127.0.0.1 with its storage in a temporary folder. `scripts/release` pushes the image and
@@ -23,20 +22,17 @@ with another version, --require-signing without a key and a wrong passphrase; pu
 version that was never pushed fails; the SBOM check rejects a document with a wrong tokio version.
 Without a key the release goes through unsigned and says so in one line.
 
-Prints `PASS ...` / `FAIL ...` lines (counted by scripts/test-container). Bounded: about a minute.
+Each check asserts; the first that fails ends its test with its message. Bounded: about a minute.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import re
 import secrets
-import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import tomllib
 import urllib.request
 from pathlib import Path
@@ -44,9 +40,10 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "rollout"))
-from rehearsal import Checks, free_port, http_status, wait_until  # noqa: E402
-from signing import Key, SignedRelease, run  # noqa: E402
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tests" / "release"))
+from pyhelpers.live import free_port, http_status, wait_until  # noqa: E402
+from signing import SignedRelease, run  # noqa: E402,F401 - SignedRelease for the tests
 
 HELM = str(ROOT / ".tools" / "bin" / "helm")
 NAME = "moscow-time"
@@ -56,7 +53,12 @@ MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
 ])
 
-result = Checks()
+
+
+def result(ok: bool, what: str) -> bool:
+    """One check: fails the test with `what` unless `ok`."""
+    assert ok, what
+    return True
 
 
 def cargo_lock_versions() -> dict[str, set[str]]:
@@ -319,65 +321,3 @@ def run_pulled(reference: str) -> None:
                       f"{run('podman', 'logs', name, check=False).stderr.strip()[-400:]}")
     finally:
         run("podman", "rm", "-f", "-v", "-t", "10", name, check=False)
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--image", required=True, help="the local image the container stage built")
-    args = parser.parse_args()
-    version = crate_version()
-    if not shutil.which("docker-registry"):
-        result(False, "docker-registry is not installed (apt-get install docker-registry)")
-        return 1
-    local_labels = json.loads(run("podman", "image", "inspect", "--format", "{{json .Config.Labels}}",
-                                  args.image).stdout)
-
-    with tempfile.TemporaryDirectory(prefix="mt-release-") as tmp:
-        workdir = Path(tmp)
-        registry = Registry(workdir)
-        keys: list[Key] = []
-        signed = None
-        try:
-            print(f"    registry: docker-registry on {registry.address}, storage {workdir / 'storage'}", flush=True)
-            keys.append(Key(workdir / "gnupg-release", "moscow-time release (test) <release@moscow-time.test>",
-                            passphrase=secrets.token_hex(16)))
-            keys.append(Key(workdir / "gnupg-other", "someone else (test) <other@moscow-time.test>"))
-            release_key, other_key = keys
-            check_release_refusals(args.image, workdir, release_key)
-            check_unsigned_release(registry, args.image, workdir)
-            out = workdir / "out"
-            done = release("--registry", registry.address, "--plain-http", "--image", args.image, "--out", str(out),
-                           "--sign-key", release_key.fingerprint,
-                           "--sign-passphrase-file", str(release_key.passphrase_file), env=release_key.env)
-            for line in done.stdout.splitlines():
-                print(f"    {line}", flush=True)
-            if not result(done.returncode == 0, "scripts/release pushed the image and the chart, signed" +
-                          ("" if done.returncode == 0 else f": {done.stderr.strip()[-800:]}")):
-                return 1
-            record = json.loads((out / "release.json").read_text())
-            sbom_file = out / record["sbom"]["file"]
-            signed = SignedRelease(result, HELM, registry.address, args.image, out, record, release_key, other_key,
-                                   workdir)
-            check_registry(registry, record, version, local_labels)
-            check_blobs(registry, record)
-            check_sbom(sbom_file, version)
-            signed.check_record()
-            reference = check_chart(registry, record, version, workdir)
-            signed.check_chart()
-            signed.check_chart_refusals()
-            if reference:
-                check_pull_and_run(reference, sbom_file, workdir, signed)
-            signed.check_image_refusals()
-        except Exception as e:  # noqa: BLE001 - any unexpected error is one failure, then clean up
-            result(False, f"release path stopped: {type(e).__name__}: {e}")
-        finally:
-            if signed:
-                signed.close()
-            for key in keys:
-                key.stop_agent()
-            registry.stop()
-    return 1 if result.failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

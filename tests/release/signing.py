@@ -1,4 +1,4 @@
-"""Signed releases, checked as a consumer would: run by release_path.py against its loopback registry.
+"""Signed releases, checked as a consumer would: used by test_release_path.py against its loopback registry.
 
 The release key and a second, unrelated key are throwaway GnuPG keys made here (`gpg --batch
 --quick-gen-key`, RSA 3072) in temporary GnuPG homes; the release key has a passphrase, so the
@@ -30,9 +30,9 @@ import tarfile
 import tempfile
 import threading
 from pathlib import Path
+from typing import Callable
 
 import yaml
-from rehearsal import Checks
 
 NAME = "moscow-time"
 CHART = Path(__file__).resolve().parents[2] / "helm" / NAME
@@ -124,7 +124,7 @@ def consumer_policy(repository: str, public_key: Path) -> dict:
 
 # ---------------------------------------------------------------- the checks
 class SignedRelease:
-    def __init__(self, result: Checks, helm_path: str, registry: str, image: str, out: Path, record: dict,
+    def __init__(self, result: Callable[[bool, str], bool], helm_path: str, registry: str, image: str, out: Path, record: dict,
                  release_key: Key, other_key: Key, workdir: Path):
         self.result = result
         self.helm_path = helm_path

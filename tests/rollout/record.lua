@@ -48,7 +48,8 @@ function response(status, headers, body)
     if winding_down and status == 200 and visit == "-" then
         return
     end
-    local instance = body:match('<strong id="pod">([^<]*)</strong>') or body:match("served by ([^<]*)") or "-"
+    -- The page names the pod that served it in <strong id="pod">NAME</strong>.
+    local instance = body:match('<strong id="pod">([^<]*)</strong>') or "-"
     answers[#answers + 1] = status .. " " .. instance .. " " .. visit
     if winding_down then
         write_live()

@@ -8,7 +8,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use moscow_time::config::definition::SETTINGS;
+use moscow_time::config::setting_args;
 
 use crate::metrics::metric;
 use crate::raw_http::{Response, get};
@@ -73,8 +73,8 @@ pub fn log_write_probes(cmd: &mut Command) -> &mut Command {
 /// The binary with none of its settings in the environment and no flags.
 pub fn bare_binary_command() -> Command {
     let mut cmd = Command::new(binary_path());
-    for setting in SETTINGS {
-        cmd.env_remove(setting.env);
+    for env in setting_args().iter().filter_map(|arg| arg.get_env()) {
+        cmd.env_remove(env);
     }
     cmd.env("RUST_LOG", "info");
     cmd

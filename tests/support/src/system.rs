@@ -180,3 +180,69 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// A pids cgroup of its own: every process started through
+/// [`PidsCgroup::wrap`], threads included, counts against `pids.max`. Works
+/// as root, unlike `RLIMIT_NPROC`, which root ignores and which counts every
+/// process of a user machine-wide. Removed on drop.
+pub struct PidsCgroup {
+    dir: PathBuf,
+}
+
+impl PidsCgroup {
+    /// A new cgroup allowing `max` tasks, under the cgroup v1 pids hierarchy
+    /// or cgroup v2 (with `pids` in the root's `cgroup.subtree_control`),
+    /// or what is missing for either.
+    pub fn new(max: u32) -> Result<PidsCgroup, String> {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "moscow-time-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut tried = Vec::new();
+        for root in ["/sys/fs/cgroup/pids", "/sys/fs/cgroup"] {
+            let dir = Path::new(root).join(&name);
+            if let Err(e) = std::fs::create_dir(&dir) {
+                tried.push(format!("cannot create {}: {e}", dir.display()));
+                continue;
+            }
+            let cgroup = PidsCgroup { dir };
+            match std::fs::write(cgroup.dir.join("pids.max"), max.to_string()) {
+                Ok(()) => return Ok(cgroup),
+                Err(e) => tried.push(format!("{root} has no pids controller here ({e})")),
+            }
+        }
+        Err(format!(
+            "no pids cgroup (needs root and the pids controller, cgroup v1 or v2): {}",
+            tried.join("; ")
+        ))
+    }
+
+    /// `cmd`, started inside this cgroup: a shell moves itself in, then
+    /// becomes the program (same process), so the program and every thread
+    /// it starts count.
+    pub fn wrap(&self, cmd: &Command) -> Command {
+        let mut wrapped = Command::new("sh");
+        wrapped
+            .args(["-c", r#"echo $$ > "$0" && exec "$@""#])
+            .arg(self.dir.join("cgroup.procs"))
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
+        for (name, value) in cmd.get_envs() {
+            match value {
+                Some(value) => wrapped.env(name, value),
+                None => wrapped.env_remove(name),
+            };
+        }
+        wrapped
+    }
+}
+
+impl Drop for PidsCgroup {
+    fn drop(&mut self) {
+        // Fails only while a task is still inside; the OS then keeps it.
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
