@@ -6,15 +6,14 @@ headless Chromium, and axe-core injected into the page.
 import http.server
 import json
 import os
-import socket
 import subprocess
 import tempfile
 import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+from pyhelpers.live import free_ports, wait_until
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
@@ -26,28 +25,6 @@ AXE = HERE / "node_modules" / "axe-core" / "axe.min.js"
 DEADLINE = 20
 CLUSTER_REQUESTS = 'moscow_time_http_requests_total{method="GET",route="/visits/cluster",status="200"}'
 FAVICON_REQUESTS = 'moscow_time_http_requests_total{method="GET",route="/favicon.ico",status="200"}'
-
-
-def free_ports(n):
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def wait_until(check, what, timeout=DEADLINE):
-    """Polls `check` until it returns something true; fails naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def get(url, timeout=5):
@@ -79,7 +56,7 @@ class Instance:
             env["PEERS"] = ",".join(self.peers)
         args = [BIN, "--host", "127.0.0.1", "--port", str(self.port), "--instance", self.name, "--data-dir", self.dir.name]
         self.proc = subprocess.Popen(args, env=env)
-        wait_until(self.ready, f"{self.name} to become ready")
+        wait_until(self.ready, DEADLINE, f"{self.name} to become ready", interval=0.05)
 
     def ready(self):
         if self.proc.poll() is not None:

@@ -19,6 +19,7 @@ from selenium.webdriver.common.by import By
 
 from instances import (
     CLUSTER_REQUESTS,
+    DEADLINE,
     Cluster,
     ManyPeers,
     axe_violations,
@@ -177,16 +178,16 @@ def test_a_hidden_tab_stops_asking_and_asks_again_when_shown(cluster, browser):
         # the hidden tab had in flight when it was hidden has landed, then for two more
         # (two refresh periods) and count what the hidden tab asked meanwhile.
         start = asked_there()
-        wait_until(lambda: asked_there() >= start + 1, "the front tab's first refresh")
+        wait_until(lambda: asked_there() >= start + 1, DEADLINE, "the front tab's first refresh")
         hidden_base = asked_here()
         front = asked_there()
-        wait_until(lambda: asked_there() >= front + 2, "two more refreshes of the front tab", timeout=60)
+        wait_until(lambda: asked_there() >= front + 2, 60, "two more refreshes of the front tab")
         assert asked_here() == hidden_base, "the hidden tab asked for the cluster view"
     finally:
         browser.close()
         browser.switch_to.window(here)
     # Shown again, it asks at once.
-    wait_until(lambda: asked_here() > hidden_base, "the shown tab to ask again", timeout=ANSWER_SLACK + 2)
+    wait_until(lambda: asked_here() > hidden_base, ANSWER_SLACK + 2, "the shown tab to ask again")
 
 
 def test_the_console_has_no_errors_and_the_favicon_was_fetched(cluster):
@@ -196,8 +197,8 @@ def test_the_console_has_no_errors_and_the_favicon_was_fetched(cluster):
         icons = favicon_requests(cluster[0].url)
         asked = cluster[0].metric(CLUSTER_REQUESTS)
         driver.get(cluster[0].url + "/")
-        wait_until(lambda: favicon_requests(cluster[0].url) > icons, "the browser to fetch /favicon.ico")
-        wait_until(lambda: cluster[0].metric(CLUSTER_REQUESTS) > asked, "the page's first refresh")
+        wait_until(lambda: favicon_requests(cluster[0].url) > icons, DEADLINE, "the browser to fetch /favicon.ico")
+        wait_until(lambda: cluster[0].metric(CLUSTER_REQUESTS) > asked, DEADLINE, "the page's first refresh")
         assert severe_console_entries(driver) == []
 
         os.makedirs(OUT, exist_ok=True)

@@ -48,6 +48,18 @@ def free_port(addresses: tuple[str, ...] | list[str] = ("127.0.0.1",)) -> int:
     raise RuntimeError(f"no port free on all of {addresses}")
 
 
+def free_ports(n: int) -> list[int]:
+    """`n` different loopback ports that were free a moment ago (all bound at once, so none twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 @dataclass
 class Answer:
     status: int

@@ -1,6 +1,5 @@
-"""The rollout rehearsal with containers: run by scripts/test-container with the image it built.
-
-    .tools/venv/bin/python tests/rollout/containers.py --image localhost/moscow-time:test
+"""The rollout rehearsal with containers: the parts tests/container/test_rollout.py runs, in the
+container stage, with the image scripts/test-container built.
 
 Three containers `moscow-time-0..2`, each with its own named volume at /data, started as the
 rendered chart's pod would be (its env and config.json, read-only root file system, all
@@ -14,11 +13,10 @@ tag on the same volume, wait for ready, next. Then `podman exec moscow-time-N ca
 
 Twice: with the chart's shutdown delay (no request may fail), and with the delay set to 0 (the
 must-fail check: requests do fail, so the rehearsal can tell the difference).
-Prints `PASS ...` / `FAIL ...` lines (counted by scripts/test-container) and the figures.
+Each check asserts; the figures are printed.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import fcntl
 import json
@@ -38,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared helpers: tests/pyhelpers
 from pyhelpers.live import free_port, http_status, wait_until  # noqa: E402
 from pyhelpers.rollout import roll as rolling_restart  # noqa: E402
-from rehearsal import Balancer, Checks, Load, Outcome  # noqa: E402
+from rehearsal import Balancer, Load, Outcome  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "moscow-time"
@@ -46,7 +44,13 @@ NAMES = ["moscow-time-0", "moscow-time-1", "moscow-time-2"]
 HEADLESS_ALIAS = "moscow-time-headless"   # the headless Service's stand-in on the podman network
 LABEL = "org.moscow-time.rehearsal=rollout"
 
-result = Checks()
+
+
+def result(ok: bool, what: str) -> bool:
+    """One check: fails the test with `what` unless `ok`; says what held when it does."""
+    assert ok, what
+    print(f"ok: {what}", flush=True)
+    return True
 
 
 def podman(*args: str, check: bool = True) -> str:
@@ -191,14 +195,6 @@ def remove_leftovers() -> None:
             podman(*remove.split(), leftover, check=False)
 
 
-def stop_on_sigterm() -> None:
-    """Turn SIGTERM and SIGHUP into an exception, so every `finally` cleans up."""
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, interrupt)
-
-
 def rehearse(image: str, next_image: str, spec: PodSpec, config_dir: Path, work: Path, run_id: str,
              delay_override: int | None) -> None:
     delay = spec.delay_secs if delay_override is None else delay_override
@@ -294,46 +290,28 @@ def check_outcome(label: str, outcome: Outcome, pods: list[Pod], next_image: str
                          f"each container's numbers run 1..its count {'; '.join(problems)}")
 
 
-def rehearse_twice(image: str, next_image: str, spec: PodSpec, run_id: str) -> None:
-    """With the chart's delay, then with the delay at 0 (the must-fail check)."""
+@contextlib.contextmanager
+def workspace(image: str, spec: PodSpec):
+    """A second tag of the image to roll onto, and a folder with the chart's config.json, readable
+    by uid 65532; one rehearsal at a time on this machine. Yields (folder, next image)."""
+    next_image = image.rsplit(":", 1)[0] + ":rollout-next"
     podman("tag", image, next_image)
     try:
-        with tempfile.TemporaryDirectory(prefix="mt-rollout-") as tmp:
+        with one_rehearsal_at_a_time(ROOT / ".tools" / "container" / "rollout-rehearsal.lock"), \
+                tempfile.TemporaryDirectory(prefix="mt-rollout-") as tmp:
             work = Path(tmp)
             os.chmod(work, 0o755)                  # the config is read by uid 65532
             (work / "config").mkdir(mode=0o755)
             (work / "config" / "config.json").write_text(spec.config_json)
             os.chmod(work / "config" / "config.json", 0o644)
-            for delay_override in (None, 0):
-                run_dir = work / f"delay-{'chart' if delay_override is None else delay_override}"
-                run_dir.mkdir()
-                try:
-                    rehearse(image, next_image, spec, work / "config", run_dir,
-                             f"{run_id}-{run_dir.name}", delay_override)
-                except (AssertionError, RuntimeError) as e:
-                    result(False, f"rehearsal ({run_dir.name}): {e}")
+            yield work, next_image
     finally:
         podman("untag", image, next_image, check=False)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--image", required=True)
-    parser.add_argument("--helm", default=str(ROOT / ".tools" / "bin" / "helm"))
-    args = parser.parse_args()
-    run_id = f"mt-rollout-{os.getpid()}"
-    next_image = args.image.rsplit(":", 1)[0] + ":rollout-next"
-    spec = render_pod_spec(args.helm)
-    print(f"pod spec from the chart: env {spec.env}, flags {' '.join(spec.flags)}, grace period "
-          f"{spec.grace_secs} s, config.json {json.loads(spec.config_json)}", flush=True)
-    stop_on_sigterm()
-    try:
-        with one_rehearsal_at_a_time(ROOT / ".tools" / "container" / "rollout-rehearsal.lock"):
-            rehearse_twice(args.image, next_image, spec, run_id)
-    except RuntimeError as e:
-        result(False, f"rollout rehearsal: {e}")
-    return 1 if result.failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def rehearse_in(work: Path, image: str, next_image: str, spec: PodSpec, delay_override: int | None) -> None:
+    """One rehearsal in its own folder of `work`: with the chart's delay (None) or another."""
+    run_dir = work / f"delay-{'chart' if delay_override is None else delay_override}"
+    run_dir.mkdir()
+    rehearse(image, next_image, spec, work / "config", run_dir, f"mt-rollout-{os.getpid()}-{run_dir.name}",
+             delay_override)
