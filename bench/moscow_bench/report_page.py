@@ -63,7 +63,7 @@ def how_to_run() -> list[str]:
         "## How to run",
         "",
         "```sh",
-        "bench/run            # full suite, ~8 s per run, about 16 min on 2 cores",
+        "bench/run            # full suite, ~8 s per run, about 8 to 16 min on 2 cores",
         "bench/run --quick    # ~1.5 s per run, about 4 min",
         "bench/run --long     # 20 s per run",
         "bench/run --duration 10 --concurrency 64,256 --systems moscow-time,flask-redis   # any subset",
