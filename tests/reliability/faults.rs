@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use test_support::{Mount, Server, get, have, is_root, run_bounded, skip, temp_files};
 use test_support::{WRITE_PROBE_FAILED, log_write_probes, wait_until};
-use test_support::{bare_binary_command, binary_command, count_on_disk};
+use test_support::{bare_binary_command, binary_command, count_on_disk, run_through};
 
 const ERRORS: &str = "moscow_time_persist_errors_total";
 const STARTUP_LIMIT: Duration = Duration::from_secs(60);
@@ -145,18 +145,9 @@ fn a_read_only_data_folder_stops_startup_with_a_clear_error_and_keeps_the_file()
 
 /// `cmd` run as nobody (uid/gid 65534) through `setpriv(1)`.
 fn as_nobody(cmd: &Command) -> Command {
-    let mut wrapped = Command::new("setpriv");
-    wrapped
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(cmd.get_program())
-        .args(cmd.get_args());
-    for (key, value) in cmd.get_envs() {
-        match value {
-            Some(v) => wrapped.env(key, v),
-            None => wrapped.env_remove(key),
-        };
-    }
-    wrapped
+    let mut setpriv = Command::new("setpriv");
+    setpriv.args(["--reuid=65534", "--regid=65534", "--clear-groups"]);
+    run_through(setpriv, cmd)
 }
 
 #[test]

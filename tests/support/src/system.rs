@@ -121,6 +121,21 @@ pub fn skip(test: &str, reason: &str) {
     eprintln!("SKIPPED {test}: {reason}");
 }
 
+/// `cmd` run through `wrapper` (a program that ends by executing the
+/// command line it is given, like `setpriv` or `sh -c '... exec "$@"'`):
+/// `cmd`'s program and arguments follow the wrapper's, and `cmd`'s
+/// environment changes are kept.
+pub fn run_through(mut wrapper: Command, cmd: &Command) -> Command {
+    wrapper.arg(cmd.get_program()).args(cmd.get_args());
+    for (name, value) in cmd.get_envs() {
+        match value {
+            Some(value) => wrapper.env(name, value),
+            None => wrapper.env_remove(name),
+        };
+    }
+    wrapper
+}
+
 /// Whether the tests run as root (`id -u` prints 0).
 pub fn is_root() -> bool {
     Command::new("id")
@@ -224,19 +239,11 @@ impl PidsCgroup {
     /// becomes the program (same process), so the program and every thread
     /// it starts count.
     pub fn wrap(&self, cmd: &Command) -> Command {
-        let mut wrapped = Command::new("sh");
-        wrapped
+        let mut shell = Command::new("sh");
+        shell
             .args(["-c", r#"echo $$ > "$0" && exec "$@""#])
-            .arg(self.dir.join("cgroup.procs"))
-            .arg(cmd.get_program())
-            .args(cmd.get_args());
-        for (name, value) in cmd.get_envs() {
-            match value {
-                Some(value) => wrapped.env(name, value),
-                None => wrapped.env_remove(name),
-            };
-        }
-        wrapped
+            .arg(self.dir.join("cgroup.procs"));
+        run_through(shell, cmd)
     }
 }
 
