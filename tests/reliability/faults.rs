@@ -75,10 +75,18 @@ fn assert_recovers(server: &mut Server, dir: &Path, pid: u32, count: u64) {
     assert!(temp_files(dir).is_empty(), "{:?}", temp_files(dir));
 }
 
-#[test]
-fn a_full_disk_answers_503_keeps_the_count_and_resumes_when_space_returns() {
-    let test = "a_full_disk_answers_503";
-    let Some(mnt) = tmpfs_or_skip(test, "256k") else {
+/// The runtime fault scenario on a fresh tmpfs of `size`: three visits,
+/// then `inject` the fault; every visit is refused naming `reason`, the count
+/// stays 3 and the error counter rises; then `remove` it, and the same
+/// process recovers on its own.
+fn refuses_during_a_fault_and_recovers(
+    test: &str,
+    size: &str,
+    reason: &str,
+    inject: impl FnOnce(&Mount),
+    remove: impl FnOnce(&Mount),
+) {
+    let Some(mnt) = tmpfs_or_skip(test, size) else {
         return;
     };
     let mut server = Server::start(&mnt.path, &[]);
@@ -88,40 +96,37 @@ fn a_full_disk_answers_503_keeps_the_count_and_resumes_when_space_returns() {
     }
     let errors_before = server.metric(ERRORS);
 
-    let filler = mnt.path.join("filler");
-    fill_until_enospc(&filler);
-    assert_refusing(&server, &mnt.path, 3, "No space left on device");
+    inject(&mnt);
+    assert_refusing(&server, &mnt.path, 3, reason);
     assert!(
         server.metric(ERRORS) > errors_before,
         "{ERRORS} did not rise"
     );
 
-    fs::remove_file(&filler).unwrap();
+    remove(&mnt);
     assert_recovers(&mut server, &mnt.path, pid, 3);
 }
 
 #[test]
-fn a_volume_remounted_read_only_while_serving_answers_503_and_recovers_when_writable() {
-    let test = "a_volume_remounted_read_only";
-    let Some(mnt) = tmpfs_or_skip(test, "1m") else {
-        return;
-    };
-    let mut server = Server::start(&mnt.path, &[]);
-    let pid = server.pid();
-    for i in 1..=3 {
-        assert_eq!(server.visit(), i);
-    }
-    let errors_before = server.metric(ERRORS);
-
-    mnt.remount("ro");
-    assert_refusing(&server, &mnt.path, 3, "Read-only file system");
-    assert!(
-        server.metric(ERRORS) > errors_before,
-        "{ERRORS} did not rise"
+fn a_full_disk_answers_503_keeps_the_count_and_resumes_when_space_returns() {
+    refuses_during_a_fault_and_recovers(
+        "a_full_disk_answers_503",
+        "256k",
+        "No space left on device",
+        |mnt| fill_until_enospc(&mnt.path.join("filler")),
+        |mnt| fs::remove_file(mnt.path.join("filler")).unwrap(),
     );
+}
 
-    mnt.remount("rw");
-    assert_recovers(&mut server, &mnt.path, pid, 3);
+#[test]
+fn a_volume_remounted_read_only_while_serving_answers_503_and_recovers_when_writable() {
+    refuses_during_a_fault_and_recovers(
+        "a_volume_remounted_read_only",
+        "1m",
+        "Read-only file system",
+        |mnt| mnt.remount("ro"),
+        |mnt| mnt.remount("rw"),
+    );
 }
 
 #[test]

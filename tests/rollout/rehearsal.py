@@ -7,7 +7,8 @@ kube-proxy do with real programs on loopback:
   its volume; a restart reuses both).
 - `Balancer`: HAProxy configured like kube-proxy: round robin, `retries 0` (a refused connection
   is the client's error), and a `GET /readyz` check every second with `fall 1 rise 1` (an
-  endpoint leaves and joins as soon as readiness says so, but never sooner). In `tcp` mode it
+  endpoint leaves and joins as soon as readiness says so, but never sooner), each check with
+  the chart's readiness probe timeout. In `tcp` mode it
   is kube-proxy itself (layer 4: a connection stays with the pod chosen when it opened); in
   `http` mode it is an ingress controller (layer 7: each request picks a pod, and idle
   keep-alive connections to the pods are reused).
@@ -28,24 +29,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the shared helpers: tests/pyhelpers
 from pyhelpers.live import free_port, http_status, wait_until  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 WRK_SCRIPT = HERE / "record.lua"
+CHART_VALUES = HERE.parents[1] / "helm" / "moscow-time" / "values.yaml"
 CONNECTIONS = 16
 
 
-class Checks:
-    """A script's PASS/FAIL lines (the container stage counts them); `failed` is how many failed."""
-
-    def __init__(self) -> None:
-        self.failed = 0
-
-    def __call__(self, ok: bool, what: str) -> bool:
-        print(f"{'PASS' if ok else 'FAIL'} {what}", flush=True)
-        self.failed += not ok
-        return ok
+def chart_values() -> dict:
+    """The chart's defaults: what a rehearsal plays is what the chart deploys."""
+    return yaml.safe_load(CHART_VALUES.read_text())
 
 
 class Instance:
@@ -132,8 +129,13 @@ def start_all(instances: list[Instance]) -> None:
         instance.wait_ready()
 
 
-def haproxy_config(mode: str, port: int, stats_socket: Path, servers: list[Instance]) -> str:
-    """HAProxy like kube-proxy (`tcp`) or like an ingress controller (`http`)."""
+def haproxy_config(mode: str, port: int, stats_socket: Path, servers: list[Instance],
+                   check_timeout_secs: float) -> str:
+    """HAProxy like kube-proxy (`tcp`) or like an ingress controller (`http`).
+
+    A check gives /readyz as long to answer as the chart's readiness probe does: a pod that is
+    slow to answer on a busy machine is still ready to the kubelet, and must not leave the
+    balancer (with nowhere else to go, every new connection would fail)."""
     assert mode in ("tcp", "http")
     keep_alive = """
     option http-keep-alive
@@ -149,7 +151,7 @@ defaults
     timeout connect 2s
     timeout client 30s
     timeout server 30s
-    timeout check 1s{keep_alive}
+    timeout check {round(check_timeout_secs * 1000)}ms{keep_alive}
 frontend service
     bind 127.0.0.1:{port}
     default_backend pods
@@ -163,12 +165,16 @@ backend pods
 class Balancer:
     """HAProxy in front of the instances (see the module doc and haproxy_config)."""
 
-    def __init__(self, workdir: Path, servers: list[Instance], mode: str):
+    def __init__(self, workdir: Path, servers: list[Instance], mode: str,
+                 check_timeout_secs: float | None = None):
+        if check_timeout_secs is None:
+            check_timeout_secs = chart_values()["readinessProbe"]["timeoutSeconds"]
         self.port = free_port()
         self.socket_path = workdir / "haproxy.sock"
         self.config_path = workdir / "haproxy.cfg"
         self.log_path = workdir / "haproxy.log"
-        self.config_path.write_text(haproxy_config(mode, self.port, self.socket_path, servers))
+        self.config_path.write_text(haproxy_config(mode, self.port, self.socket_path, servers,
+                                                    check_timeout_secs))
         self.process: subprocess.Popen | None = None
 
     @property
@@ -179,7 +185,12 @@ class Balancer:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(["haproxy", "-db", "-f", str(self.config_path)],
                                             stdout=log, stderr=subprocess.STDOUT)
-        wait_until(self.socket_path.exists, 10, "the HAProxy stats socket")
+        def listening() -> bool:
+            if self.process.poll() is not None:
+                raise AssertionError(f"HAProxy exited {self.process.returncode}: "
+                                     f"{self.log_path.read_text(errors='replace')}")
+            return self.socket_path.exists()
+        wait_until(listening, 10, "the HAProxy stats socket")
 
     def server_states(self) -> dict[str, str]:
         """{server name: "UP" | "DOWN" | ...} from HAProxy's stats socket."""
@@ -203,6 +214,12 @@ class Balancer:
             states = self.server_states()
             return all(states.get(name, "").startswith(state) for name, state in wanted.items())
         wait_until(reached, timeout, f"HAProxy to list {wanted}", interval=0.1)
+
+    def state_changes(self) -> list[str]:
+        """HAProxy's own account of its servers going UP and DOWN, and why (its log)."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return [line for line in text.splitlines() if " is UP" in line or " is DOWN" in line
+                or "no server available" in line]
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:

@@ -15,9 +15,9 @@ import pytest
 
 from conftest import FIGURES
 from pyhelpers.rollout import roll
-from rehearsal import Balancer, Instance, Load, Outcome, make_cluster, start_all, stop_all
+from rehearsal import Balancer, Instance, Load, Outcome, chart_values, make_cluster, start_all, stop_all
 
-CHART_DELAY_SECS = 5          # config.shutdown_delay_secs in the chart
+CHART_DELAY_SECS = chart_values()["config"]["shutdown_delay_secs"]
 SHUTDOWN_TIMEOUT_SECS = 20    # the binary's default
 NAMES = ["moscow-time-0", "moscow-time-1", "moscow-time-2"]
 # tcp: kube-proxy (a connection stays with its pod); http: an ingress controller (per request).
@@ -122,6 +122,11 @@ def report(name: str, rehearsal: Rehearsal, outcome: Outcome) -> None:
     print(line)
 
 
+def failure_report(rehearsal: Rehearsal, outcome: Outcome) -> str:
+    """The outcome and what the balancer saw of the instances, to tell why a request failed."""
+    return "\n".join([outcome.summary(), "HAProxy:", *rehearsal.balancer.state_changes()])
+
+
 def require_delay(delay_supported: bool) -> None:
     if not delay_supported:
         pytest.fail("the binary has no --shutdown-delay-secs / SHUTDOWN_DELAY_SECS yet")
@@ -134,7 +139,7 @@ def test_a_rolling_restart_with_the_shutdown_delay_fails_no_request(binary, dela
     outcome = rehearsal.under_load(rehearsal.roll)
     report("rolling restart", rehearsal, outcome)
     assert outcome.page_views > 1000, "too little load to prove anything"
-    assert outcome.failures == 0, outcome.summary()
+    assert outcome.failures == 0, failure_report(rehearsal, outcome)
     assert all(s >= CHART_DELAY_SECS for s in rehearsal.exit_seconds), (
         f"an instance exited before its delay was over: {rehearsal.exit_seconds}")
     problems = outcome.disagreements(rehearsal.visits_on_disk())
@@ -148,7 +153,7 @@ def test_a_node_drain_with_the_shutdown_delay_fails_no_request(binary, delay_sup
     outcome = rehearsal.under_load(rehearsal.drain_node)
     report("node drain", rehearsal, outcome)
     assert outcome.page_views > 1000, "too little load to prove anything"
-    assert outcome.failures == 0, outcome.summary()
+    assert outcome.failures == 0, failure_report(rehearsal, outcome)
     problems = outcome.disagreements(rehearsal.visits_on_disk())
     assert not problems, "\n".join(problems)
     assert len(outcome.visit_numbers.get("moscow-time-3", [])) > 0, "the fresh instance served nothing"
