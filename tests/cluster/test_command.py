@@ -10,6 +10,8 @@ import socket
 import subprocess
 from pathlib import Path
 
+import pytest
+
 from pyhelpers import kube
 
 STATE = Path("/var/lib/moscow-time-cluster")
@@ -60,7 +62,14 @@ def test_bad_input_says_what_is_wrong_and_exits_non_zero(tmp_path):
     assert bad_log.returncode != 0 and "no log named 'kubelett'" in bad_log.stderr
 
 
-def test_down_removes_everything_and_a_failed_up_leaves_nothing_running(cluster):
+@pytest.fixture
+def brought_back_up():
+    """Whatever the test does to the cluster, it runs again afterwards for the other tests."""
+    yield
+    kube.script("up", timeout=900)
+
+
+def test_down_removes_everything_and_a_failed_up_leaves_nothing_running(cluster, brought_back_up):
     cache = kube.script("env").stdout
     kube.script("down", timeout=300)
     assert leftovers() == []
