@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import os
 import subprocess
 import sys
@@ -93,21 +94,41 @@ def env_value(container: dict, name: str) -> str | None:
 
 
 def config_json(docs, sts: dict) -> tuple[str, dict, str]:
-    """(mount path of the config file, parsed JSON, raw text) as the pod would see them."""
+    """(mount path of the config file, parsed JSON, raw text) as the pod would see them: from a
+    ConfigMap (k8s/) or from a downward API volume serving a pod annotation (the chart)."""
     c = main_container(sts)
     path = env_value(c, "CONFIG_FILE")
     assert path, "env CONFIG_FILE is not set"
-    vols = {v["name"]: v for v in sts["spec"]["template"]["spec"].get("volumes", [])}
+    template = sts["spec"]["template"]
+    vols = {v["name"]: v for v in template["spec"].get("volumes", [])}
     for m in c.get("volumeMounts", []):
         mp = m["mountPath"].rstrip("/")
-        if path.startswith(mp + "/") and "configMap" in vols.get(m["name"], {}):
-            key = path[len(mp) + 1:]
-            cm_name = vols[m["name"]]["configMap"]["name"]
+        if not path.startswith(mp + "/"):
+            continue
+        key = path[len(mp) + 1:]
+        volume = vols.get(m["name"], {})
+        if "configMap" in volume:
+            cm_name = volume["configMap"]["name"]
             cms = [d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"] == cm_name]
             assert cms, f"ConfigMap {cm_name} mounted for CONFIG_FILE is not rendered"
             raw = cms[0]["data"][key]
             return path, json.loads(raw), raw
-    raise AssertionError(f"CONFIG_FILE {path} is not inside a mounted ConfigMap volume")
+        if "downwardAPI" in volume:
+            raw = downward_file(template, volume, key)
+            return path, json.loads(raw), raw
+    raise AssertionError(f"CONFIG_FILE {path} is not inside a mounted ConfigMap or downward API volume")
+
+
+def downward_file(template: dict, volume: dict, key: str) -> str:
+    """The text of file `key` of a downward API volume that serves a pod annotation."""
+    items = [i for i in volume["downwardAPI"]["items"] if i["path"] == key]
+    assert items, f"the downward API volume has no {key}"
+    field = items[0]["fieldRef"]["fieldPath"]
+    m = re.fullmatch(r"metadata\.annotations\['([^']+)'\]", field)
+    assert m, f"{key} comes from {field}, not from a pod annotation"
+    annotations = template["metadata"].get("annotations", {})
+    assert m.group(1) in annotations, f"the pod template has no annotation {m.group(1)}"
+    return annotations[m.group(1)]
 
 
 @pytest.fixture(params=SOURCES)

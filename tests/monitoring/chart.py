@@ -135,14 +135,16 @@ def pod_environment(docs: list[dict]) -> dict[str, str]:
 
 
 def config_file(docs: list[dict]) -> tuple[str, str]:
-    """(file name, text) of the JSON config the ConfigMap mounts at CONFIG_FILE."""
+    """(file name, text) of the JSON config the pod sees at CONFIG_FILE: the chart serves its pod
+    template's annotation there through a downward API volume."""
     path = Path(pod_environment(docs)["CONFIG_FILE"])
-    spec = one(docs, "StatefulSet")["spec"]["template"]["spec"]
-    volumes = {v["name"]: v for v in spec.get("volumes", [])}
+    template = one(docs, "StatefulSet")["spec"]["template"]
+    volumes = {v["name"]: v for v in template["spec"].get("volumes", [])}
     for mount in main_container(docs).get("volumeMounts", []):
-        source = volumes.get(mount["name"], {}).get("configMap")
+        source = volumes.get(mount["name"], {}).get("downwardAPI")
         if source and Path(mount["mountPath"]) == path.parent:
-            data = one(docs, "ConfigMap", name=source["name"])["data"]
-            assert path.name in data, f"ConfigMap {source['name']} has no {path.name}"
-            return path.name, data[path.name]
-    raise AssertionError(f"CONFIG_FILE {path} is not in a mounted ConfigMap")
+            items = {i["path"]: i["fieldRef"]["fieldPath"] for i in source["items"]}
+            assert path.name in items, f"the downward API volume has no {path.name}"
+            annotation = items[path.name].removeprefix("metadata.annotations['").removesuffix("']")
+            return path.name, template["metadata"]["annotations"][annotation]
+    raise AssertionError(f"CONFIG_FILE {path} is not in a mounted downward API volume")

@@ -199,3 +199,57 @@ def doc_files(root: Path) -> list[Path]:
     """The Markdown pages a reader follows: README.md, docs/*.md and the chart's README."""
     return [root / "README.md", *sorted((root / "docs").glob("*.md")),
             root / "helm" / "moscow-time" / "README.md"]
+
+
+def blocks_in(text: str, path: str, start: str, end: str | None = None) -> list[Block]:
+    """The shell blocks of a Markdown text from the heading line `start` up to the heading line
+    `end` (or to the next heading of the same or a higher level), in order."""
+    lines = text.splitlines()
+    begin = next(i for i, line in enumerate(lines) if line.strip() == start) + 1
+    level = len(start) - len(start.lstrip("#"))
+    stop = len(lines)
+    for i in range(begin, len(lines)):
+        line = lines[i].strip()
+        depth = len(line) - len(line.lstrip("#"))
+        if (end and line == end) or (not end and 0 < depth <= level and line[depth:depth + 1] == " "):
+            stop = i + 1
+            break
+    return [b for b in fenced_blocks(text, path)
+            if b.language in SHELL_LANGUAGES and begin < b.line < stop]
+
+
+MARK = "##### block "
+
+
+def script_of(blocks: list[Block], preamble: str = "", after=None) -> str:
+    """One bash script that runs the blocks in order, as a reader pasting them into one terminal
+    would, stopping at the first command that fails. Before each block it prints a marker line,
+    so `outputs()` can tell which block printed what and a failure names its block. `after(block)`
+    may give lines of the harness's own to run after a block (waiting for what a reader would see
+    settle before the next step)."""
+    parts = ["set -euo pipefail", preamble]
+    for b in blocks:
+        parts.append(f"echo '{MARK}{b.path}:{b.line}'")
+        parts.extend(b.lines)
+        if after:
+            parts.extend(after(b))
+    return "\n".join(parts) + "\n"
+
+
+def outputs(stdout: str) -> dict[str, str]:
+    """What each block printed, by its `path:line`, from the output of a `script_of` run."""
+    out: dict[str, list[str]] = {}
+    current = None
+    for line in stdout.splitlines():
+        if line.startswith(MARK):
+            current = line[len(MARK):]
+            out[current] = []
+        elif current:
+            out[current].append(line)
+    return {k: "\n".join(v) for k, v in out.items()}
+
+
+def last_block(stdout: str) -> str | None:
+    """The block a `script_of` run was in when it stopped."""
+    marks = [line[len(MARK):] for line in stdout.splitlines() if line.startswith(MARK)]
+    return marks[-1] if marks else None
