@@ -15,7 +15,7 @@ const NOT_IN_CHART_CONFIG: &[(&str, &str)] = &[
         "data_dir",
         "set through the pod env from persistence.mountPath",
     ),
-    ("config", "the chart's pod template carries the config file (a downward API volume)"),
+    ("config", "the chart's pod template carries the config file"),
     ("log_format", "set through the pod env from logFormat"),
     ("instance", "set through the pod env from the pod's name"),
     (
