@@ -1,6 +1,6 @@
 """The chart-to-binary contract: run the real binary exactly as the rendered pod would run it.
 
-The container spec (env, args, port, probe paths, PVC mount path, ConfigMap content and its mount
+The container spec (env, args, port, probe paths, PVC mount path, config file content and its mount
 path) is taken from the rendered StatefulSet; paths are mapped into a temp folder and the port to
 a free one. Binary: $MOSCOW_TIME_BIN, default target/debug/moscow-time.
 """

@@ -82,10 +82,11 @@ def render_pod_spec(helm: str) -> PodSpec:
     env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     config_path = Path(env["CONFIG_FILE"])
     config_mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
-    configmap = next(d for d in docs if d["kind"] == "ConfigMap"
-                     and d["metadata"]["name"] == next(v for v in pod["volumes"]
-                                                       if v["name"] == "config")["configMap"]["name"])
-    config_json = configmap["data"][config_path.name]
+    # The chart serves its pod template's annotation as the config file (a downward API volume).
+    items = next(v for v in pod["volumes"] if v["name"] == "config")["downwardAPI"]["items"]
+    field = next(i["fieldRef"]["fieldPath"] for i in items if i["path"] == config_path.name)
+    annotation = field.removeprefix("metadata.annotations['").removesuffix("']")
+    config_json = sts["spec"]["template"]["metadata"]["annotations"][annotation]
     sc = container["securityContext"]
     flags = ["--cap-drop=ALL"] if sc["capabilities"]["drop"] == ["ALL"] else []
     if sc.get("readOnlyRootFilesystem"):
