@@ -145,7 +145,7 @@ fn open_store(
     })?;
     let config = CommitterConfig {
         max_batch: settings.max_batch,
-        stall_after: settings.write_timeout,
+        write_timeout: settings.write_timeout,
     };
     let committer = Committer::start(store, count, config, metrics.store.clone())
         .context("failed to start the visit writer thread")?;

@@ -68,6 +68,9 @@ impl ResponseError for VisitError {
             VisitError::NotRecorded(_) => {
                 "visit not recorded: storage unavailable, try again later\n"
             }
+            VisitError::TimedOut(_) | VisitError::Stalled(_) => {
+                "visit not confirmed: storage did not answer in time, try again later\n"
+            }
             VisitError::ShuttingDown => "visit not recorded: shutting down, try again\n",
         };
         let mut response = plain(self.status_code(), body);

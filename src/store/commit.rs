@@ -13,6 +13,18 @@
 //! is told their visit counted), marks the service not ready, and the writer
 //! then retries a write probe every second while idle, so readiness recovers
 //! on its own when the disk does, even with no traffic routed to the pod.
+//!
+//! A write that never returns (a hung network volume: the fsync blocks in
+//! the kernel, with no error) must not hold visitors forever. Each visitor
+//! waits at most the write timeout for its answer, queue included, and is
+//! then answered with an error; once the write in flight is older than the
+//! write timeout, new visits are refused at once instead of queued, so the
+//! queue stays as small as the number of visitors that came within one
+//! timeout. A visitor that stopped waiting is dropped from the queue and
+//! never written. One that was already in the write in flight is persisted
+//! when the write returns, although its visitor was refused: the count then
+//! says more than the 200 answers did, by exactly
+//! `moscow_time_visits_late_total`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, mpsc};
@@ -33,6 +45,15 @@ pub enum VisitError {
     /// The durable write of the batch failed; the visit did not count.
     #[error("the visit was not recorded")]
     NotRecorded(#[source] Arc<StoreError>),
+    /// No durable write answered within the write timeout. The visit is
+    /// written later only if it was in the write in flight (counted in
+    /// `moscow_time_visits_late_total`); otherwise it is dropped unwritten.
+    #[error("no durable write finished within {0:?}")]
+    TimedOut(Duration),
+    /// A durable write has been in flight for longer than the write timeout
+    /// (a hung volume): the visit was refused at once, not queued.
+    #[error("a durable write has been in flight for {0:?}, longer than the write timeout")]
+    Stalled(Duration),
     /// The service is shutting down and takes no more visits.
     #[error("the service is shutting down")]
     ShuttingDown,
@@ -52,10 +73,11 @@ pub enum Health {
 pub struct CommitterConfig {
     /// The most visits persisted by one write; `1` disables group commit.
     pub max_batch: usize,
-    /// A write in flight for longer than this makes the service not ready
-    /// (a hung fsync, such as on a dead network volume, never returns an
-    /// error by itself).
-    pub stall_after: Duration,
+    /// The longest a visit waits for its durable write, queue included. A
+    /// write in flight for longer than this makes the service not ready and
+    /// refuses new visits at once (a hung fsync, such as on a dead network
+    /// volume, never returns an error by itself).
+    pub write_timeout: Duration,
 }
 
 type Reply = oneshot::Sender<Result<u64, VisitError>>;
@@ -82,7 +104,7 @@ struct Shared {
     /// Milliseconds after `epoch` at which the write in flight began;
     /// `NO_WRITE` while none is.
     write_started_ms: AtomicU64,
-    stall_after: Duration,
+    write_timeout: Duration,
     total: AtomicU64,
     healthy: AtomicBool,
     shutting_down: AtomicBool,
@@ -123,6 +145,13 @@ impl Shared {
         }
     }
 
+    /// How long the write in flight has taken, if that is longer than the
+    /// write timeout: the volume hangs.
+    fn stalled(&self) -> Option<Duration> {
+        self.write_in_flight()
+            .filter(|in_flight| *in_flight > self.write_timeout)
+    }
+
     /// Never `NO_WRITE`: that is 584 million years after start.
     fn millis_since_epoch(&self) -> u64 {
         self.epoch.elapsed().as_millis() as u64
@@ -160,7 +189,7 @@ impl Committer {
         let shared = Arc::new(Shared {
             epoch: Instant::now(),
             write_started_ms: AtomicU64::new(NO_WRITE),
-            stall_after: config.stall_after,
+            write_timeout: config.write_timeout,
             total: AtomicU64::new(count),
             healthy: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
@@ -180,14 +209,22 @@ impl Committer {
         })
     }
 
-    /// Records one visit and resolves with its number once it is durable.
+    /// Records one visit and resolves with its number once it is durable,
+    /// or with an error after at most the write timeout.
     pub async fn record_visit(&self) -> Result<u64, VisitError> {
+        if let Some(in_flight) = self.shared.stalled() {
+            return Err(VisitError::Stalled(in_flight));
+        }
         let (reply, answer) = oneshot::channel();
         let span = tracing::Span::current();
         self.tx
             .send(Message::Visit(Waiting { reply, span }))
             .map_err(|_| VisitError::ShuttingDown)?;
-        answer.await.unwrap_or(Err(VisitError::ShuttingDown))
+        let timeout = self.shared.write_timeout;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(answer) => answer.unwrap_or(Err(VisitError::ShuttingDown)),
+            Err(_) => Err(VisitError::TimedOut(timeout)),
+        }
     }
 
     /// The count as of the last durable write seen by this process.
@@ -200,11 +237,10 @@ impl Committer {
         if self.shared.shutting_down.load(Ordering::Acquire) {
             return Health::NotReady("shutting down".into());
         }
-        if let Some(in_flight) = self.shared.write_in_flight()
-            && in_flight > self.shared.stall_after
-        {
+        if let Some(in_flight) = self.shared.stalled() {
             return Health::NotReady(format!(
-                "a durable write has been in flight for {:.1} s",
+                "a durable write has been in flight for {:.1} s, longer than the write timeout \
+                 (the volume does not answer)",
                 in_flight.as_secs_f64()
             ));
         }
@@ -262,14 +298,14 @@ fn write_loop(store: &Store, rx: &mpsc::Receiver<Message>, shared: &Shared, max_
         };
         let mut stopping = match first {
             Some(Message::Visit(waiting)) => {
-                batch.push(waiting);
+                push_if_waiting(&mut batch, waiting);
                 false
             }
             Some(Message::Stop) | None => true,
         };
         while !stopping && batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(Message::Visit(waiting)) => batch.push(waiting),
+                Ok(Message::Visit(waiting)) => push_if_waiting(&mut batch, waiting),
                 Ok(Message::Stop) => stopping = true,
                 Err(_) => break,
             }
@@ -282,6 +318,15 @@ fn write_loop(store: &Store, rx: &mpsc::Receiver<Message>, shared: &Shared, max_
             // their reply senders.
             return;
         }
+    }
+}
+
+/// Adds a visit to the batch unless its visitor stopped waiting (the write
+/// timeout passed, or the client went away): nobody is told about such a
+/// visit, so it is not written.
+fn push_if_waiting(batch: &mut Vec<Waiting>, waiting: Waiting) {
+    if !waiting.reply.is_closed() {
+        batch.push(waiting);
     }
 }
 
@@ -300,8 +345,18 @@ fn commit(store: &Store, shared: &Shared, batch: &mut Vec<Waiting>) {
         Ok(total) => {
             shared.observe_total(total);
             shared.set_healthy();
+            let mut late = 0;
             for (number, waiting) in (total - n + 1..).zip(batch.drain(..)) {
-                let _ = waiting.reply.send(Ok(number));
+                if waiting.reply.send(Ok(number)).is_err() {
+                    late += 1;
+                }
+            }
+            if late > 0 {
+                metrics.visits_late.inc_by(late);
+                tracing::warn!(
+                    late,
+                    "visits were persisted after their visitors stopped waiting; they count"
+                );
             }
         }
         Err(error) => {
@@ -348,6 +403,7 @@ fn probe(store: &Store, shared: &Shared) {
 mod tests {
     use super::*;
     use crate::store::{FaultHook, Step};
+    use futures_util::FutureExt as _;
     use std::collections::HashSet;
     use std::io;
     use std::path::Path;
@@ -371,17 +427,53 @@ mod tests {
     }
 
     fn committer_with(dir: &Path, max_batch: usize, fault: Option<FaultHook>) -> Committer {
+        committer_timing_out(dir, max_batch, fault, Duration::from_secs(5))
+    }
+
+    fn committer_timing_out(
+        dir: &Path,
+        max_batch: usize,
+        fault: Option<FaultHook>,
+        write_timeout: Duration,
+    ) -> Committer {
         let (store, count) = Store::open_with_fault(dir, Duration::from_secs(5), fault).unwrap();
         Committer::start(
             store,
             count,
             CommitterConfig {
                 max_batch,
-                stall_after: Duration::from_secs(5),
+                write_timeout,
             },
             StoreMetrics::new().unwrap(),
         )
         .unwrap()
+    }
+
+    /// A committer whose first write, of one visit, is held at a gate;
+    /// with the gate and that visit's pending answer.
+    fn with_a_held_write(
+        dir: &Path,
+        max_batch: usize,
+    ) -> (
+        Committer,
+        Arc<Gate>,
+        impl Future<Output = Result<u64, VisitError>> + use<>,
+    ) {
+        let gate = Arc::new(Gate::default());
+        let c = committer_with(dir, max_batch, Some(gate.hook()));
+        let first = enqueue(&c);
+        gate.wait_for_a_held_write();
+        (c, gate, first)
+    }
+
+    /// Waits until `check` holds, at most [`PATIENCE`].
+    async fn until(mut check: impl FnMut() -> bool) {
+        within(async {
+            while !check() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
     }
 
     /// Queues one visit on the writer's channel, as
@@ -539,28 +631,17 @@ mod tests {
     async fn a_write_stalled_past_the_limit_turns_readiness_off_until_it_returns() {
         let tmp = tempfile::tempdir().unwrap();
         let gate = Arc::new(Gate::default());
-        let (store, count) =
-            Store::open_with_fault(tmp.path(), Duration::from_secs(5), Some(gate.hook())).unwrap();
-        let c = Committer::start(
-            store,
-            count,
-            CommitterConfig {
-                max_batch: 64,
-                stall_after: Duration::from_millis(200),
-            },
-            StoreMetrics::new().unwrap(),
-        )
-        .unwrap();
+        let c = committer_timing_out(
+            tmp.path(),
+            64,
+            Some(gate.hook()),
+            Duration::from_millis(200),
+        );
         assert_eq!(c.health(), Health::Ready);
         let visit = enqueue(&c);
         gate.wait_for_a_held_write();
         // The write stays held until the gate opens, however slow the machine.
-        within(async {
-            while c.health() == Health::Ready {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        until(|| c.health() != Health::Ready).await;
         match c.health() {
             Health::NotReady(reason) => assert!(reason.contains("in flight"), "{reason}"),
             Health::Ready => unreachable!("waited for not ready"),
@@ -570,15 +651,59 @@ mod tests {
         assert_eq!(c.health(), Health::Ready);
     }
 
+    /// A write that hangs: its visitor is answered at the write timeout, a
+    /// visit after that is refused at once without being queued, and when
+    /// the write returns the refused visitor's visit is counted, and counted
+    /// as late, while the visit refused at once is not.
+    #[tokio::test]
+    async fn a_hung_write_answers_at_the_write_timeout_and_then_refuses_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let gate = Arc::new(Gate::default());
+        let timeout = Duration::from_millis(200);
+        let c = committer_timing_out(tmp.path(), 64, Some(gate.hook()), timeout);
+        let held = within(c.record_visit()).await;
+        assert!(
+            matches!(held, Err(VisitError::TimedOut(t)) if t == timeout),
+            "{held:?}"
+        );
+        gate.wait_for_a_held_write();
+        until(|| c.health() != Health::Ready).await;
+        let refused = c.record_visit().now_or_never();
+        assert!(
+            matches!(refused, Some(Err(VisitError::Stalled(_)))),
+            "not refused at once: {refused:?}"
+        );
+        gate.open();
+        // Counted as late once the held write has returned.
+        until(|| c.shared.metrics.visits_late.get() > 0).await;
+        assert_eq!(visits_file(tmp.path()), "1\n", "the held visit was written");
+        assert_eq!(c.health(), Health::Ready);
+        assert_eq!(within(c.record_visit()).await.unwrap(), 2);
+        assert_eq!(visits_file(tmp.path()), "2\n");
+    }
+
+    /// Visits whose visitors stopped waiting while they were queued are
+    /// dropped, not written: nobody was told they counted.
+    #[tokio::test]
+    async fn queued_visits_whose_visitors_stopped_waiting_are_not_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (c, gate, first) = with_a_held_write(tmp.path(), 64);
+        let gone: Vec<_> = (0..3).map(|_| enqueue(&c)).collect();
+        let kept = enqueue(&c);
+        drop(gone);
+        gate.open();
+        assert_eq!(within(first).await.unwrap(), 1);
+        assert_eq!(within(kept).await.unwrap(), 2);
+        assert_eq!(visits_file(tmp.path()), "2\n");
+        assert_eq!(c.shared.metrics.visits_late.get(), 0);
+    }
+
     /// Twenty visits wait behind a write in flight; with `max_batch` 4 they
     /// must go out as five writes of four, never as fewer, larger ones.
     #[tokio::test]
     async fn a_write_never_takes_more_than_max_batch_visits() {
         let tmp = tempfile::tempdir().unwrap();
-        let gate = Arc::new(Gate::default());
-        let c = committer_with(tmp.path(), 4, Some(gate.hook()));
-        let first = enqueue(&c);
-        gate.wait_for_a_held_write();
+        let (c, gate, first) = with_a_held_write(tmp.path(), 4);
         let queued: Vec<_> = (0..20).map(|_| enqueue(&c)).collect();
         gate.open();
         assert_eq!(within(first).await.unwrap(), 1);
@@ -597,10 +722,7 @@ mod tests {
     #[tokio::test]
     async fn visits_queued_behind_the_stop_are_refused_and_those_before_it_kept() {
         let tmp = tempfile::tempdir().unwrap();
-        let gate = Arc::new(Gate::default());
-        let c = committer_with(tmp.path(), 64, Some(gate.hook()));
-        let first = enqueue(&c);
-        gate.wait_for_a_held_write();
+        let (c, gate, first) = with_a_held_write(tmp.path(), 64);
         let before_stop = enqueue(&c);
         c.tx.send(Message::Stop).unwrap();
         let behind_stop = enqueue(&c);
@@ -692,12 +814,7 @@ mod tests {
         );
         assert_eq!(c.shared.metrics.persist_errors.get(), 1);
         failing.store(false, Ordering::Release);
-        within(async {
-            while c.health() != Health::Ready {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        until(|| c.health() == Health::Ready).await;
         assert_eq!(visits_file(tmp.path()), "0\n");
         assert_eq!(within(c.record_visit()).await.unwrap(), 1);
     }

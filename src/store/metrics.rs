@@ -25,6 +25,8 @@ pub struct StoreMetrics {
     pub persist_batch_size: Histogram,
     /// Durable writes that failed.
     pub persist_errors: IntCounter,
+    /// Visits persisted after their visitor stopped waiting for the write.
+    pub visits_late: IntCounter,
 }
 
 impl StoreMetrics {
@@ -53,6 +55,11 @@ impl StoreMetrics {
                 "moscow_time_persist_errors_total",
                 "Durable writes of the visits file that failed.",
             )?,
+            visits_late: IntCounter::new(
+                "moscow_time_visits_late_total",
+                "Visits persisted after their visitor stopped waiting (answered 503 at the \
+                 write timeout, or gone); they are in moscow_time_visits_total.",
+            )?,
         })
     }
 
@@ -61,6 +68,7 @@ impl StoreMetrics {
         registry.register(Box::new(self.visits_total.clone()))?;
         registry.register(Box::new(self.persist_duration.clone()))?;
         registry.register(Box::new(self.persist_batch_size.clone()))?;
-        registry.register(Box::new(self.persist_errors.clone()))
+        registry.register(Box::new(self.persist_errors.clone()))?;
+        registry.register(Box::new(self.visits_late.clone()))
     }
 }
