@@ -25,6 +25,7 @@
 //! | [`telemetry`] | structured logs |
 //! | [`traces`] | OpenTelemetry traces, only when an OTLP endpoint is configured |
 //! | [`config`] | every setting, defined once: flags, environment, JSON file |
+//! | `test_hooks` | with the `test-hooks` feature only: breaking the binary on purpose in tests |
 
 pub mod clock;
 pub mod cluster;
@@ -40,4 +41,6 @@ pub mod startup;
 pub mod state;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "test-hooks")]
+pub mod test_hooks;
 pub mod traces;

@@ -122,11 +122,30 @@ pub async fn stop_on_signal(
 
 /// Serves until `server` stops, then persists the last batch and stops the
 /// writer.
-pub async fn serve_then_persist(server: Server, committer: Arc<Committer>) -> anyhow::Result<()> {
-    let served = server.await;
+///
+/// If the writer dies first, no visit can be counted again: the server is
+/// stopped (gracefully; every visit is refused at once by now) and the
+/// error names the cause, so that the process exits non-zero and is
+/// restarted rather than serving 503s while it looks alive.
+pub async fn serve_then_persist(
+    mut server: Server,
+    committer: Arc<Committer>,
+) -> anyhow::Result<()> {
+    let handle = server.handle();
+    let (served, died) = tokio::select! {
+        served = &mut server => (served, None),
+        cause = committer.writer_died() => {
+            // The server's own future carries out the stop: poll both.
+            let ((), served) = tokio::join!(handle.stop(true), server);
+            (served, Some(cause))
+        }
+    };
     tokio::task::spawn_blocking(move || committer.stop())
         .await
         .context("the writer shutdown panicked")?;
+    if let Some(cause) = died {
+        anyhow::bail!("the visit writer died ({cause}); exiting so that the process is restarted");
+    }
     served.context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())

@@ -136,6 +136,8 @@ fn open_store(
     metrics: &Metrics,
 ) -> anyhow::Result<(Arc<Committer>, u64)> {
     let hook = faults.map(Faults::store_hook);
+    #[cfg(feature = "test-hooks")]
+    let hook = crate::test_hooks::wrap(hook);
     let (store, count) = Store::open_with_fault(&settings.data_dir, settings.write_timeout, hook)
         .with_context(|| {
         format!(

@@ -14,6 +14,12 @@
 //! then retries a write probe every second while idle, so readiness recovers
 //! on its own when the disk does, even with no traffic routed to the pod.
 //!
+//! A writer that dies (a panic: a bug) cannot count again, so it must not
+//! look alive: it logs the cause at once, readiness fails from then on with
+//! that cause, every visit is refused, and [`Committer::writer_died`] tells
+//! whoever runs the process, which then exits non-zero so that it is
+//! restarted.
+//!
 //! A write that never returns (a hung network volume: the fsync blocks in
 //! the kernel, with no error) must not hold visitors forever. Each visitor
 //! waits at most the write timeout for its answer, queue included, and is
@@ -26,12 +32,13 @@
 //! says more than the 200 answers did, by exactly
 //! `moscow_time_visits_late_total`.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::{Store, StoreError, StoreMetrics};
 use crate::telemetry::error_chain;
@@ -95,6 +102,18 @@ enum Message {
     Stop,
 }
 
+/// What the writer knows of itself and the data folder: one state, which
+/// readiness reads and the process watches for [`WriterState::Died`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WriterState {
+    /// The last write (or the start-up write) succeeded.
+    Healthy,
+    /// The last write failed, with its cause; the idle writer probes.
+    Failing(String),
+    /// The writer thread ended without being asked to, with the cause.
+    Died(String),
+}
+
 /// `Shared::write_started_ms` while no write is in flight.
 const NO_WRITE: u64 = u64::MAX;
 
@@ -106,23 +125,51 @@ struct Shared {
     write_started_ms: AtomicU64,
     write_timeout: Duration,
     total: AtomicU64,
-    healthy: AtomicBool,
     shutting_down: AtomicBool,
-    failure: RwLock<Option<String>>,
+    state: watch::Sender<WriterState>,
     metrics: StoreMetrics,
 }
 
 impl Shared {
     fn set_healthy(&self) {
-        if !self.healthy.swap(true, Ordering::AcqRel) {
-            *self.failure.write().unwrap_or_else(|p| p.into_inner()) = None;
+        let recovered = self.state.send_if_modified(|state| match state {
+            WriterState::Failing(_) => {
+                *state = WriterState::Healthy;
+                true
+            }
+            WriterState::Healthy | WriterState::Died(_) => false,
+        });
+        if recovered {
             tracing::info!("writes to the data directory succeed again; ready");
         }
     }
 
     fn set_failed(&self, error: &StoreError) {
-        *self.failure.write().unwrap_or_else(|p| p.into_inner()) = Some(error_chain(error));
-        self.healthy.store(false, Ordering::Release);
+        self.state
+            .send_replace(WriterState::Failing(error_chain(error)));
+    }
+
+    fn healthy(&self) -> bool {
+        *self.state.borrow() == WriterState::Healthy
+    }
+
+    /// Records why the writer thread ended, if it was not asked to: it
+    /// panicked with `panic`'s message.
+    fn writer_ended(&self, ended: std::thread::Result<()>) {
+        let Err(panic) = ended else {
+            return;
+        };
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        let cause = format!("it panicked: {message}");
+        tracing::error!(
+            cause,
+            "the visit writer died: no visit can be counted any more; stopping the process"
+        );
+        self.state.send_replace(WriterState::Died(cause));
     }
 
     /// Runs one store call, recording when it started so that a stalled
@@ -191,9 +238,8 @@ impl Committer {
             write_started_ms: AtomicU64::new(NO_WRITE),
             write_timeout: config.write_timeout,
             total: AtomicU64::new(count),
-            healthy: AtomicBool::new(true),
             shutting_down: AtomicBool::new(false),
-            failure: RwLock::new(None),
+            state: watch::Sender::new(WriterState::Healthy),
             metrics,
         });
         let (tx, rx) = mpsc::channel();
@@ -201,7 +247,16 @@ impl Committer {
         let max_batch = config.max_batch.max(1);
         let writer = std::thread::Builder::new()
             .name("visit-writer".into())
-            .spawn(move || write_loop(&store, &rx, &writer_shared, max_batch))?;
+            .spawn(move || {
+                // Caught to say why at once and to tell the process (see
+                // `writer_died`); the queue is dropped first, which refuses
+                // every visit still in it.
+                let ended = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    write_loop(&store, &rx, &writer_shared, max_batch);
+                }));
+                drop(rx);
+                writer_shared.writer_ended(ended);
+            })?;
         Ok(Committer {
             tx,
             shared,
@@ -232,8 +287,25 @@ impl Committer {
         self.shared.total.load(Ordering::Acquire)
     }
 
+    /// Resolves, with the cause, once the writer thread has died (it
+    /// panicked); never while it lives or after it was stopped on purpose.
+    /// A process that sees it should exit: no visit can be counted again.
+    pub async fn writer_died(&self) -> String {
+        let mut state = self.shared.state.subscribe();
+        let died = state
+            .wait_for(|state| matches!(state, WriterState::Died(_)))
+            .await;
+        match died.as_deref() {
+            Ok(WriterState::Died(cause)) => cause.clone(),
+            _ => "the writer's state is gone".to_owned(),
+        }
+    }
+
     /// Whether visits can be taken now, and why not.
     pub fn health(&self) -> Health {
+        if let WriterState::Died(cause) = &*self.shared.state.borrow() {
+            return Health::NotReady(format!("the visit writer died: {cause}"));
+        }
         if self.shared.shutting_down.load(Ordering::Acquire) {
             return Health::NotReady("shutting down".into());
         }
@@ -244,16 +316,12 @@ impl Committer {
                 in_flight.as_secs_f64()
             ));
         }
-        if self.shared.healthy.load(Ordering::Acquire) {
-            return Health::Ready;
+        match &*self.shared.state.borrow() {
+            WriterState::Healthy => Health::Ready,
+            WriterState::Failing(reason) | WriterState::Died(reason) => {
+                Health::NotReady(reason.clone())
+            }
         }
-        let reason = self
-            .shared
-            .failure
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        Health::NotReady(reason.unwrap_or_else(|| "the last write failed".into()))
     }
 
     /// Marks the service as going away: readiness fails from now on.
@@ -267,10 +335,9 @@ impl Committer {
         self.begin_shutdown();
         let _ = self.tx.send(Message::Stop);
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(writer) = writer
-            && writer.join().is_err()
-        {
-            tracing::error!("the visit writer thread panicked");
+        if let Some(writer) = writer {
+            // The thread catches its own panic and reports it (`writer_died`).
+            let _ = writer.join();
         }
     }
 }
@@ -284,7 +351,7 @@ impl Drop for Committer {
 fn write_loop(store: &Store, rx: &mpsc::Receiver<Message>, shared: &Shared, max_batch: usize) {
     let mut batch: Vec<Waiting> = Vec::with_capacity(max_batch.min(4096));
     loop {
-        let first = if shared.healthy.load(Ordering::Acquire) {
+        let first = if shared.healthy() {
             rx.recv().ok()
         } else {
             match rx.recv_timeout(PROBE_INTERVAL) {
@@ -464,6 +531,23 @@ mod tests {
         let first = enqueue(&c);
         gate.wait_for_a_held_write();
         (c, gate, first)
+    }
+
+    /// A hook that does `act` at the lock step of every write while the
+    /// returned switch is on (as it starts when `on`).
+    fn switched_hook(
+        on: bool,
+        act: impl Fn() -> io::Result<()> + Send + Sync + 'static,
+    ) -> (Arc<AtomicBool>, FaultHook) {
+        let switch = Arc::new(AtomicBool::new(on));
+        let hook: FaultHook = Arc::new({
+            let switch = Arc::clone(&switch);
+            move |step| match step {
+                Step::Locked if switch.load(Ordering::Acquire) => act(),
+                _ => Ok(()),
+            }
+        });
+        (switch, hook)
     }
 
     /// Waits until `check` holds, at most [`PATIENCE`].
@@ -783,7 +867,7 @@ mod tests {
         let recoveries = lines.iter().filter(|l| l.contains("succeed again")).count();
         assert_eq!(recoveries, 1, "{lines:#?}");
         assert_eq!(c.health(), Health::Ready);
-        assert!(shared.failure.read().unwrap().is_none());
+        assert_eq!(*shared.state.borrow(), WriterState::Healthy);
     }
 
     /// A failed write refuses its batch and turns readiness off; with no
@@ -791,16 +875,8 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_is_refused_and_an_idle_probe_restores_readiness() {
         let tmp = tempfile::tempdir().unwrap();
-        let failing = Arc::new(AtomicBool::new(true));
-        let hook: FaultHook = Arc::new({
-            let failing = Arc::clone(&failing);
-            move |step| match step {
-                Step::Locked if failing.load(Ordering::Acquire) => {
-                    Err(io::Error::other("injected: the disk is gone"))
-                }
-                _ => Ok(()),
-            }
-        });
+        let (failing, hook) =
+            switched_hook(true, || Err(io::Error::other("injected: the disk is gone")));
         let c = committer_with(tmp.path(), 64, Some(hook));
         let refused = within(c.record_visit()).await;
         assert!(
@@ -817,6 +893,47 @@ mod tests {
         until(|| c.health() == Health::Ready).await;
         assert_eq!(visits_file(tmp.path()), "0\n");
         assert_eq!(within(c.record_visit()).await.unwrap(), 1);
+    }
+
+    /// A panic in the writer (here from the fault seam, inside a write)
+    /// ends it for good: the visit in that write and every later one are
+    /// refused, readiness fails naming the cause, and `writer_died` says
+    /// so, while a writer that lives or was stopped never does.
+    #[tokio::test]
+    async fn a_writer_that_panics_refuses_every_visit_and_says_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (armed, hook) = switched_hook(false, || panic!("injected writer panic"));
+        let c = committer_with(tmp.path(), 64, Some(hook));
+        assert_eq!(within(c.record_visit()).await.unwrap(), 1);
+        assert!(
+            c.writer_died().now_or_never().is_none(),
+            "a living writer died"
+        );
+        armed.store(true, Ordering::Release);
+        let refused = within(c.record_visit()).await;
+        assert!(
+            matches!(refused, Err(VisitError::ShuttingDown)),
+            "{refused:?}"
+        );
+        let cause = within(c.writer_died()).await;
+        assert!(cause.contains("injected writer panic"), "{cause}");
+        assert!(
+            matches!(c.health(), Health::NotReady(ref r) if r.contains("writer died") && r.contains("injected")),
+            "{:?}",
+            c.health()
+        );
+        armed.store(false, Ordering::Release);
+        let later = within(c.record_visit()).await;
+        assert!(matches!(later, Err(VisitError::ShuttingDown)), "{later:?}");
+        assert_eq!(visits_file(tmp.path()), "1\n");
+
+        let other = tempfile::tempdir().unwrap();
+        let stopped = committer(other.path(), 64);
+        stopped.stop();
+        assert!(
+            stopped.writer_died().now_or_never().is_none(),
+            "a writer stopped on purpose died"
+        );
     }
 
     #[tokio::test]
