@@ -62,9 +62,10 @@ impl Signals {
     }
 }
 
-/// Whether the service is draining: once started, every answer carries
-/// `Connection: close`, so keep-alive clients (ingress controllers, load
-/// balancers, other pods) open their next request elsewhere.
+/// Whether the service is draining: once started, readiness fails and every
+/// answer carries `Connection: close`, so keep-alive clients (ingress
+/// controllers, load balancers, other pods) open their next request
+/// elsewhere.
 #[derive(Debug, Default)]
 pub struct Drain(AtomicBool);
 
@@ -94,13 +95,11 @@ pub async fn stop_on_signal(
     mut signals: Signals,
     delay: Duration,
     drain: Arc<Drain>,
-    committer: Arc<Committer>,
     server: ServerHandle,
 ) {
     let signal = signals.next().await;
-    committer.begin_shutdown();
+    drain.start();
     if signal == Signal::Term && !delay.is_zero() {
-        drain.start();
         tracing::info!(
             %signal,
             delay_secs = delay.as_secs(),

@@ -33,7 +33,7 @@
 //! `moscow_time_visits_late_total`.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -110,6 +110,8 @@ enum WriterState {
     Healthy,
     /// The last write failed, with its cause; the idle writer probes.
     Failing(String),
+    /// The writer was stopped on purpose and takes no more visits.
+    Stopped,
     /// The writer thread ended without being asked to, with the cause.
     Died(String),
 }
@@ -125,7 +127,6 @@ struct Shared {
     write_started_ms: AtomicU64,
     write_timeout: Duration,
     total: AtomicU64,
-    shutting_down: AtomicBool,
     state: watch::Sender<WriterState>,
     metrics: StoreMetrics,
 }
@@ -137,7 +138,7 @@ impl Shared {
                 *state = WriterState::Healthy;
                 true
             }
-            WriterState::Healthy | WriterState::Died(_) => false,
+            WriterState::Healthy | WriterState::Stopped | WriterState::Died(_) => false,
         });
         if recovered {
             tracing::info!("writes to the data directory succeed again; ready");
@@ -238,7 +239,6 @@ impl Committer {
             write_started_ms: AtomicU64::new(NO_WRITE),
             write_timeout: config.write_timeout,
             total: AtomicU64::new(count),
-            shutting_down: AtomicBool::new(false),
             state: watch::Sender::new(WriterState::Healthy),
             metrics,
         });
@@ -303,11 +303,12 @@ impl Committer {
 
     /// Whether visits can be taken now, and why not.
     pub fn health(&self) -> Health {
-        if let WriterState::Died(cause) = &*self.shared.state.borrow() {
-            return Health::NotReady(format!("the visit writer died: {cause}"));
-        }
-        if self.shared.shutting_down.load(Ordering::Acquire) {
-            return Health::NotReady("shutting down".into());
+        match &*self.shared.state.borrow() {
+            WriterState::Died(cause) => {
+                return Health::NotReady(format!("the visit writer died: {cause}"));
+            }
+            WriterState::Stopped => return Health::NotReady("the visit writer stopped".into()),
+            WriterState::Healthy | WriterState::Failing(_) => {}
         }
         if let Some(in_flight) = self.shared.stalled() {
             return Health::NotReady(format!(
@@ -317,28 +318,27 @@ impl Committer {
             ));
         }
         match &*self.shared.state.borrow() {
-            WriterState::Healthy => Health::Ready,
-            WriterState::Failing(reason) | WriterState::Died(reason) => {
-                Health::NotReady(reason.clone())
-            }
+            WriterState::Failing(reason) => Health::NotReady(reason.clone()),
+            _ => Health::Ready,
         }
-    }
-
-    /// Marks the service as going away: readiness fails from now on.
-    pub fn begin_shutdown(&self) {
-        self.shared.shutting_down.store(true, Ordering::Release);
     }
 
     /// Persists every visit queued so far, then stops the writer thread.
     /// Visits recorded after this are refused.
     pub fn stop(&self) {
-        self.begin_shutdown();
         let _ = self.tx.send(Message::Stop);
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(writer) = writer {
             // The thread catches its own panic and reports it (`writer_died`).
             let _ = writer.join();
         }
+        self.shared.state.send_if_modified(|state| match state {
+            WriterState::Died(_) => false,
+            _ => {
+                *state = WriterState::Stopped;
+                true
+            }
+        });
     }
 }
 
@@ -475,6 +475,7 @@ mod tests {
     use std::io;
     use std::path::Path;
     use std::sync::Condvar;
+    use std::sync::atomic::AtomicBool;
 
     /// The longest any test waits for an answer or a signal. A writer that
     /// stopped answering fails its test after this long, saying so, instead
