@@ -108,7 +108,8 @@ enum Message {
 enum WriterState {
     /// The last write (or the start-up write) succeeded.
     Healthy,
-    /// The last write failed, with its cause; the idle writer probes.
+    /// The last write failed, with its reason (no paths: readiness tells
+    /// it to anyone); the idle writer probes.
     Failing(String),
     /// The writer was stopped on purpose and takes no more visits.
     Stopped,
@@ -147,7 +148,7 @@ impl Shared {
 
     fn set_failed(&self, error: &StoreError) {
         self.state
-            .send_replace(WriterState::Failing(error_chain(error)));
+            .send_replace(WriterState::Failing(error.reason()));
     }
 
     fn healthy(&self) -> bool {
