@@ -108,13 +108,17 @@ async fn clear(
     Ok(changed(&faults, &metrics, fault, false))
 }
 
+/// The query of `PUT /faults/latency`.
+#[derive(Debug, serde::Deserialize)]
+struct LatencyQuery {
+    /// The delay in ms.
+    ms: u64,
+}
+
 /// The `ms` query parameter; missing or not a whole number is 0, which the
-/// bound refuses too.
+/// bound refuses too (with the bound's message, not the parser's).
 fn latency_ms(req: &HttpRequest) -> u64 {
-    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.get("ms").and_then(|v| v.parse::<u64>().ok()))
-        .unwrap_or(0)
+    web::Query::<LatencyQuery>::from_query(req.query_string()).map_or(0, |q| q.ms)
 }
 
 fn changed(faults: &Faults, metrics: &Metrics, fault: Fault, on: bool) -> HttpResponse {
