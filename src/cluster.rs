@@ -408,7 +408,7 @@ impl PeerFailure {
         };
         PeerFailure {
             shown: shown.into(),
-            logged: crate::telemetry::error_chain(error),
+            logged: crate::errors::error_chain(error),
         }
     }
 }

@@ -28,11 +28,13 @@
 //! | [`telemetry`] | structured logs |
 //! | [`traces`] | OpenTelemetry traces, only when an OTLP endpoint is configured |
 //! | [`config`] | every setting, defined once: flags, environment, JSON file |
+//! | [`errors`] | errors as text, with their causes, for the logs |
 
 pub mod clock;
 pub mod cluster;
 pub mod commands;
 pub mod config;
+pub mod errors;
 pub mod faults;
 pub mod metrics;
 pub mod middleware;

@@ -11,7 +11,7 @@ pub async fn export(metrics: web::Data<Metrics>) -> HttpResponse {
             .insert_header(("content-type", "text/plain; version=0.0.4; charset=utf-8"))
             .body(text),
         Err(error) => {
-            tracing::error!(error = %crate::telemetry::error_chain(&error), "failed to render metrics");
+            tracing::error!(error = %crate::errors::error_chain(&error), "failed to render metrics");
             HttpResponse::InternalServerError().body("metrics unavailable\n")
         }
     }

@@ -41,7 +41,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
 
 use super::{Store, StoreError, StoreMetrics};
-use crate::telemetry::error_chain;
+use crate::errors::error_chain;
 
 /// How often an unhealthy writer retries a write probe while idle.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);

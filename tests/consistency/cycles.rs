@@ -152,6 +152,8 @@ fn the_storage_core_depends_on_nothing_http() {
         "metrics",
         "cluster",
         "page",
+        "telemetry",
+        "traces",
     ] {
         assert!(!reached.contains(http), "store reaches {http}: {reached:?}");
     }
