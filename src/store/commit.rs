@@ -151,10 +151,6 @@ impl Shared {
             .send_replace(WriterState::Failing(error.reason()));
     }
 
-    fn healthy(&self) -> bool {
-        *self.state.borrow() == WriterState::Healthy
-    }
-
     /// Records why the writer thread ended, if it was not asked to: it
     /// panicked with `panic`'s message.
     fn writer_ended(&self, ended: std::thread::Result<()>) {
@@ -352,7 +348,7 @@ impl Drop for Committer {
 fn write_loop(store: &Store, rx: &mpsc::Receiver<Message>, shared: &Shared, max_batch: usize) {
     let mut batch: Vec<Waiting> = Vec::with_capacity(max_batch.min(4096));
     loop {
-        let first = if shared.healthy() {
+        let first = if *shared.state.borrow() == WriterState::Healthy {
             rx.recv().ok()
         } else {
             match rx.recv_timeout(PROBE_INTERVAL) {
@@ -419,13 +415,7 @@ fn commit(store: &Store, shared: &Shared, batch: &mut Vec<Waiting>) {
                     late += 1;
                 }
             }
-            if late > 0 {
-                metrics.visits_late.inc_by(late);
-                tracing::warn!(
-                    late,
-                    "visits were persisted after their visitors stopped waiting; they count"
-                );
-            }
+            metrics.visits_late.inc_by(late);
         }
         Err(error) => {
             metrics.persist_errors.inc();
