@@ -3,9 +3,11 @@
 use actix_web::{HttpResponse, web};
 
 use crate::metrics::Metrics;
+use crate::state::AppState;
 
 /// Every metric of this instance.
-pub async fn export(metrics: web::Data<Metrics>) -> HttpResponse {
+pub async fn export(metrics: web::Data<Metrics>, state: web::Data<AppState>) -> HttpResponse {
+    state.committer.observe_write_in_flight();
     match metrics.render() {
         Ok(text) => HttpResponse::Ok()
             .insert_header(("content-type", "text/plain; version=0.0.4; charset=utf-8"))

@@ -284,6 +284,17 @@ impl Committer {
         self.shared.total.load(Ordering::Acquire)
     }
 
+    /// Sets `moscow_time_persist_in_flight_seconds` to the age of the write
+    /// in flight (0 when none is); called before each scrape, since a hung
+    /// write never gets to report itself.
+    pub fn observe_write_in_flight(&self) {
+        let in_flight = self.shared.write_in_flight().unwrap_or_default();
+        self.shared
+            .metrics
+            .persist_in_flight
+            .set(in_flight.as_secs_f64());
+    }
+
     /// Resolves, with the cause, once the writer thread has died (it
     /// panicked); never while it lives or after it was stopped on purpose.
     /// A process that sees it should exit: no visit can be counted again.
@@ -718,6 +729,9 @@ mod tests {
         gate.wait_for_a_held_write();
         // The write stays held until the gate opens, however slow the machine.
         until(|| c.health() != Health::Ready).await;
+        c.observe_write_in_flight();
+        let stuck_for = c.shared.metrics.persist_in_flight.get();
+        assert!(stuck_for >= 0.2, "the write in flight shows {stuck_for} s");
         match c.health() {
             Health::NotReady(reason) => assert!(reason.contains("in flight"), "{reason}"),
             Health::Ready => unreachable!("waited for not ready"),
@@ -725,6 +739,12 @@ mod tests {
         gate.open();
         assert_eq!(within(visit).await.unwrap(), 1);
         assert_eq!(c.health(), Health::Ready);
+        c.observe_write_in_flight();
+        assert_eq!(
+            c.shared.metrics.persist_in_flight.get(),
+            0.0,
+            "no write in flight"
+        );
     }
 
     /// A write that hangs: its visitor is answered at the write timeout, a
@@ -918,6 +938,12 @@ mod tests {
         let later = within(c.record_visit()).await;
         assert!(matches!(later, Err(VisitError::ShuttingDown)), "{later:?}");
         assert_eq!(visits_file(tmp.path()), "1\n");
+        c.stop();
+        assert!(
+            matches!(c.health(), Health::NotReady(ref r) if r.contains("writer died")),
+            "stopping a dead writer hid its death: {:?}",
+            c.health()
+        );
 
         let other = tempfile::tempdir().unwrap();
         let stopped = committer(other.path(), 64);

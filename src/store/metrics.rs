@@ -1,7 +1,7 @@
 //! What the store reports to Prometheus. The metrics are plain `prometheus`
 //! handles; whoever serves them registers them ([`StoreMetrics::register`]).
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, Registry};
 
 /// One durable write is an fsync or two: ~0.1 ms on tmpfs, ~1 ms on a local
 /// disk, tens of ms on network block storage.
@@ -27,6 +27,9 @@ pub struct StoreMetrics {
     pub persist_errors: IntCounter,
     /// Visits persisted after their visitor stopped waiting for the write.
     pub visits_late: IntCounter,
+    /// How long the durable write in flight has taken so far (0 when none
+    /// is), as of the last scrape: it grows without end on a hung volume.
+    pub persist_in_flight: Gauge,
 }
 
 impl StoreMetrics {
@@ -60,6 +63,10 @@ impl StoreMetrics {
                 "Visits persisted after their visitor stopped waiting (answered 503 at the \
                  write timeout, or gone); they are in moscow_time_visits_total.",
             )?,
+            persist_in_flight: Gauge::new(
+                "moscow_time_persist_in_flight_seconds",
+                "How long the durable write in flight has taken so far; 0 when none is.",
+            )?,
         })
     }
 
@@ -69,6 +76,7 @@ impl StoreMetrics {
         registry.register(Box::new(self.persist_duration.clone()))?;
         registry.register(Box::new(self.persist_batch_size.clone()))?;
         registry.register(Box::new(self.persist_errors.clone()))?;
-        registry.register(Box::new(self.visits_late.clone()))
+        registry.register(Box::new(self.visits_late.clone()))?;
+        registry.register(Box::new(self.persist_in_flight.clone()))
     }
 }

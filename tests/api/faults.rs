@@ -100,6 +100,8 @@ fn a_stall_answers_visits_503_fails_readiness_and_clears_losing_nothing() {
     );
     // Refused at once now, and never written: the queue does not grow.
     assert_eq!(server.get("/").status, 503);
+    let stuck_for = server.metric("moscow_time_persist_in_flight_seconds");
+    assert!(stuck_for > 0.5, "the stuck write shows {stuck_for} s");
     assert_eq!(
         server.get("/healthz").status,
         200,
@@ -123,6 +125,7 @@ fn a_stall_answers_visits_503_fails_readiness_and_clears_losing_nothing() {
     );
     assert_eq!(count_on_disk(dir.path()), 3);
     assert_eq!(server.metric("moscow_time_visits_late_total"), 1.0);
+    assert_eq!(server.metric("moscow_time_persist_in_flight_seconds"), 0.0);
 }
 
 #[test]
