@@ -83,10 +83,11 @@ impl Drain {
 
 /// Waits for a signal, then stops `server` gracefully.
 ///
-/// After SIGTERM, readiness fails at once but the service keeps serving
-/// everything, visits included, for `delay`, answering with `Connection:
-/// close`: load balancers and kube-proxy take a moment to stop routing to a
-/// pod, and what they still send must not be refused. A second SIGTERM, or
+/// At any signal the drain starts: readiness fails at once and every answer
+/// from then on carries `Connection: close`. After SIGTERM the service
+/// keeps serving everything, visits included, for `delay`: load balancers
+/// and kube-proxy take a moment to stop routing to a pod, and what they
+/// still send must not be refused. A second SIGTERM, or
 /// a SIGINT, ends the delay early (and a first SIGINT skips it: Ctrl-C stays
 /// instant). Then the listener closes and in-flight requests finish within
 /// the server's shutdown timeout; [`serve_then_persist`] writes the last
