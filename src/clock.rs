@@ -31,11 +31,9 @@ impl Now {
         }
     }
 
-    /// The offset as `+03:00`.
+    /// The offset as `+03:00` (chrono's `%:z`).
     pub fn utc_offset(&self) -> String {
-        let sign = if self.offset_seconds < 0 { '-' } else { '+' };
-        let abs = self.offset_seconds.unsigned_abs();
-        format!("{sign}{:02}:{:02}", abs / 3600, abs % 3600 / 60)
+        self.local.format("%:z").to_string()
     }
 
     /// RFC 3339 with the zone's offset and milliseconds.

@@ -247,7 +247,7 @@ impl Fetcher {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn discover(&self) -> Result<Vec<String>, String> {
+    async fn discover(&self, deadline: tokio::time::Instant) -> Result<Vec<String>, String> {
         match &self.source {
             PeerSource::None => Ok(Vec::new()),
             PeerSource::List(urls) => Ok(urls
@@ -256,7 +256,7 @@ impl Fetcher {
                 .collect()),
             PeerSource::Dns(name) => {
                 let lookup = tokio::net::lookup_host((name.as_str(), self.port));
-                let addrs = tokio::time::timeout(self.timeout, lookup)
+                let addrs = tokio::time::timeout_at(deadline, lookup)
                     .await
                     .map_err(|_| format!("resolving {name} timed out"))?
                     .map_err(|e| format!("resolving {name} failed: {e}"))?;
@@ -269,9 +269,12 @@ impl Fetcher {
     }
 
     /// Asks every peer once and stores the result as the last known view.
+    /// One deadline, the peer timeout from now, covers the DNS lookup and
+    /// every request: a refresh takes at most the peer timeout.
     async fn refresh(&self) -> Arc<Cached> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let mut unreachable = Vec::new();
-        let peers = match self.discover().await {
+        let peers = match self.discover(deadline).await {
             Ok(peers) => peers,
             Err(error) => {
                 self.metrics.peer_fetch_errors.inc();
@@ -288,7 +291,17 @@ impl Fetcher {
             }
         };
         self.metrics.peers_discovered.set(peers.len() as i64);
-        let answers = join_all(peers.iter().map(|p| self.fetch(p))).await;
+        let answers = join_all(peers.iter().map(|peer| async move {
+            tokio::time::timeout_at(deadline, self.fetch(peer))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(PeerFailure {
+                        shown: "timed out".into(),
+                        logged: format!("no answer within the peer timeout of {:?}", self.timeout),
+                    })
+                })
+        }))
+        .await;
         let mut state = self.state();
         state.last_names.retain(|peer, _| peers.contains(peer));
         let last_names = &mut state.last_names;
@@ -308,13 +321,13 @@ impl Fetcher {
                         });
                     }
                 }
-                Err(error) => {
+                Err(failure) => {
                     self.metrics.peer_fetch_errors.inc();
-                    tracing::warn!(peer = %peer, error = %error, "a peer did not answer");
+                    tracing::warn!(peer = %peer, error = %failure.logged, "a peer did not answer");
                     unreachable.push(Unreachable {
                         instance: last_names.get(&peer).cloned(),
                         peer,
-                        error,
+                        error: failure.shown,
                     });
                 }
             }
@@ -331,7 +344,7 @@ impl Fetcher {
         cached
     }
 
-    async fn fetch(&self, peer: &str) -> Result<InstanceCount, String> {
+    async fn fetch(&self, peer: &str) -> Result<InstanceCount, PeerFailure> {
         let url = format!("{peer}/visits");
         let mut request = self
             .client
@@ -356,28 +369,46 @@ impl Fetcher {
             }
             None => request.send().await,
         };
-        let response = send.map_err(|e| describe(&e))?;
+        let response = send.map_err(|e| PeerFailure::from_request(&e))?;
         if let Some(span) = &span {
             span.record("http.response.status_code", response.status().as_u16());
         }
         if !response.status().is_success() {
-            return Err(format!("answered {}", response.status()));
+            let answered = format!("answered {}", response.status());
+            return Err(PeerFailure {
+                logged: answered.clone(),
+                shown: answered,
+            });
         }
         response
             .json::<InstanceCount>()
             .await
-            .map_err(|e| describe(&e))
+            .map_err(|e| PeerFailure::from_request(&e))
     }
 }
 
-fn describe(error: &reqwest::Error) -> String {
-    if error.is_timeout() {
-        "timed out".into()
-    } else if error.is_connect() {
-        "connection failed".into()
-    } else if error.is_decode() {
-        "answered something that is not a count".into()
-    } else {
-        crate::telemetry::error_chain(error)
+/// Why a peer did not answer: a few words for the page and
+/// `/visits/cluster` (see [`routes`](crate::routes) on what clients are
+/// told), and the whole cause chain for the log.
+struct PeerFailure {
+    shown: String,
+    logged: String,
+}
+
+impl PeerFailure {
+    fn from_request(error: &reqwest::Error) -> Self {
+        let shown = if error.is_timeout() {
+            "timed out"
+        } else if error.is_connect() {
+            "connection failed"
+        } else if error.is_decode() {
+            "answered something that is not a count"
+        } else {
+            "the request failed"
+        };
+        PeerFailure {
+            shown: shown.into(),
+            logged: crate::errors::error_chain(error),
+        }
     }
 }

@@ -3,15 +3,16 @@
 //! `--fault-injection` is set, none of this is reachable (the `/faults`
 //! routes do not exist).
 //!
-//! A disk fault goes through the store's own fault seam
-//! ([`FaultHook`]): every durable write, the writer's recovery probe
-//! included, fails as on a full disk, so everything downstream (503s,
-//! `moscow_time_persist_errors_total`, readiness) is the real code path.
-//! Liveness is never affected.
+//! The disk and stall faults go through the store's own fault seam
+//! ([`FaultHook`]), so everything downstream (503s, metrics, readiness) is
+//! the real code path. Under a disk fault every durable write, the writer's
+//! recovery probe included, fails as on a full disk; under a stall every
+//! durable write blocks before its fsync until the stall is cleared, as on a
+//! hung network volume. Liveness is never affected.
 
 use std::io;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -27,6 +28,21 @@ pub struct Faults {
     disk: AtomicBool,
     unready: AtomicBool,
     latency_ms: AtomicU64,
+    stall: Stall,
+}
+
+/// The stall fault: while `on`, a durable write waits on `cleared`.
+#[derive(Debug, Default)]
+struct Stall {
+    state: Mutex<StallState>,
+    cleared: Condvar,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct StallState {
+    on: bool,
+    /// Writes held by the stall right now.
+    held: u64,
 }
 
 /// What `GET /faults` answers.
@@ -38,28 +54,66 @@ pub struct Active {
     pub unready: bool,
     /// Page views are delayed by this many ms (0: not at all).
     pub latency_ms: u64,
+    /// Durable writes block until the stall is cleared.
+    pub stall: bool,
 }
 
 impl Faults {
     /// A hook for [`Store::open_with_fault`](crate::store::Store::open_with_fault)
-    /// that fails every write while a disk fault is in force.
+    /// that fails every write while a disk fault is in force, and holds every
+    /// write before its fsync while a stall is.
     pub fn store_hook(self: &Arc<Self>) -> FaultHook {
         let faults = Arc::clone(self);
-        Arc::new(move |step| {
-            if step == Step::Locked && faults.disk.load(Ordering::Acquire) {
-                Err(io::Error::new(
-                    io::ErrorKind::StorageFull,
-                    "no space left on device (injected fault)",
-                ))
-            } else {
+        Arc::new(move |step| match step {
+            Step::Locked if faults.disk.load(Ordering::Acquire) => Err(io::Error::new(
+                io::ErrorKind::StorageFull,
+                "no space left on device (injected fault)",
+            )),
+            Step::TempWritten => {
+                faults.hold_while_stalled();
                 Ok(())
             }
+            _ => Ok(()),
         })
+    }
+
+    /// Blocks while a stall is in force, as an fsync on a hung volume does.
+    fn hold_while_stalled(&self) {
+        let stall = &self.stall;
+        let mut state = stall.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !state.on {
+            return;
+        }
+        state.held += 1;
+        let mut state = stall
+            .cleared
+            .wait_while(state, |s| s.on)
+            .unwrap_or_else(|p| p.into_inner());
+        state.held -= 1;
     }
 
     /// Makes every durable write fail, or stops doing so.
     pub fn set_disk(&self, on: bool) {
         self.disk.store(on, Ordering::Release);
+    }
+
+    /// Makes every durable write block before its fsync until cleared, or
+    /// clears the stall and lets the held writes go on.
+    pub fn set_stall(&self, on: bool) {
+        let mut state = self.stall.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.on = on;
+        if !on {
+            self.stall.cleared.notify_all();
+        }
+    }
+
+    /// How many durable writes the stall holds right now.
+    pub fn stalled_writes(&self) -> u64 {
+        self.stall
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .held
     }
 
     /// Makes readiness fail, or stops doing so.
@@ -103,6 +157,12 @@ impl Faults {
             disk: self.disk.load(Ordering::Acquire),
             unready: self.unready(),
             latency_ms: self.latency_ms.load(Ordering::Acquire),
+            stall: self
+                .stall
+                .state
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .on,
         }
     }
 }
@@ -122,6 +182,43 @@ mod tests {
         assert!(hook(Step::Renamed).is_ok(), "a started write is never torn");
         faults.set_disk(false);
         assert!(hook(Step::Locked).is_ok());
+    }
+
+    /// The stall holds a write at the step before its fsync, and only there,
+    /// until it is cleared; what is held is counted, so the test waits for
+    /// that instead of for time.
+    #[test]
+    fn a_stall_holds_writes_before_the_fsync_until_it_is_cleared() {
+        let faults = Arc::new(Faults::default());
+        let hook = faults.store_hook();
+        assert!(hook(Step::TempWritten).is_ok(), "no stall, no wait");
+        faults.set_stall(true);
+        assert!(faults.active().stall);
+        for step in [
+            Step::Locked,
+            Step::TempSynced,
+            Step::Renamed,
+            Step::DirSynced,
+        ] {
+            assert!(hook(step).is_ok(), "{step:?} is not held");
+        }
+        let held = std::thread::spawn({
+            let hook = Arc::clone(&hook);
+            move || hook(Step::TempWritten)
+        });
+        let patience = std::time::Instant::now() + Duration::from_secs(5);
+        while faults.stalled_writes() == 0 {
+            assert!(
+                std::time::Instant::now() < patience,
+                "the write never reached the stall"
+            );
+            std::thread::yield_now();
+        }
+        assert!(!held.is_finished(), "a stalled write went on");
+        faults.set_stall(false);
+        assert!(held.join().unwrap().is_ok());
+        assert_eq!(faults.stalled_writes(), 0);
+        assert!(!faults.active().stall);
     }
 
     #[test]

@@ -5,9 +5,9 @@ use std::process::ExitCode;
 
 use moscow_time::commands;
 use moscow_time::config::{Command, ParseError, Settings};
+use moscow_time::errors::error_chain;
 use moscow_time::shutdown::Signals;
 use moscow_time::startup::Application;
-use moscow_time::telemetry::error_chain;
 
 fn main() -> ExitCode {
     let (command, settings) = match Settings::from_process() {

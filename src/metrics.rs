@@ -158,6 +158,8 @@ mod tests {
             "moscow_time_persist_duration_seconds_bucket",
             "moscow_time_persist_batch_size",
             "moscow_time_persist_errors_total",
+            "moscow_time_visits_late_total",
+            "moscow_time_persist_in_flight_seconds",
             "moscow_time_build_info{version=\"",
             "process_resident_memory_bytes",
         ] {

@@ -17,7 +17,7 @@ use actix_web::{Error, web};
 
 use crate::metrics::{Metrics, UNMATCHED_ROUTE};
 use crate::routes::plain;
-use crate::shutdown::Drain;
+use crate::state::AppState;
 
 /// The longest request target we accept, in bytes.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
@@ -90,8 +90,8 @@ pub async fn observe(
     };
     if response
         .request()
-        .app_data::<web::Data<Drain>>()
-        .is_some_and(|drain| drain.started())
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.drain.started())
     {
         response
             .response_mut()

@@ -62,9 +62,10 @@ impl Signals {
     }
 }
 
-/// Whether the service is draining: once started, every answer carries
-/// `Connection: close`, so keep-alive clients (ingress controllers, load
-/// balancers, other pods) open their next request elsewhere.
+/// Whether the service is draining: once started, readiness fails and every
+/// answer carries `Connection: close`, so keep-alive clients (ingress
+/// controllers, load balancers, other pods) open their next request
+/// elsewhere.
 #[derive(Debug, Default)]
 pub struct Drain(AtomicBool);
 
@@ -82,10 +83,11 @@ impl Drain {
 
 /// Waits for a signal, then stops `server` gracefully.
 ///
-/// After SIGTERM, readiness fails at once but the service keeps serving
-/// everything, visits included, for `delay`, answering with `Connection:
-/// close`: load balancers and kube-proxy take a moment to stop routing to a
-/// pod, and what they still send must not be refused. A second SIGTERM, or
+/// At any signal the drain starts: readiness fails at once and every answer
+/// from then on carries `Connection: close`. After SIGTERM the service
+/// keeps serving everything, visits included, for `delay`: load balancers
+/// and kube-proxy take a moment to stop routing to a pod, and what they
+/// still send must not be refused. A second SIGTERM, or
 /// a SIGINT, ends the delay early (and a first SIGINT skips it: Ctrl-C stays
 /// instant). Then the listener closes and in-flight requests finish within
 /// the server's shutdown timeout; [`serve_then_persist`] writes the last
@@ -94,13 +96,11 @@ pub async fn stop_on_signal(
     mut signals: Signals,
     delay: Duration,
     drain: Arc<Drain>,
-    committer: Arc<Committer>,
     server: ServerHandle,
 ) {
     let signal = signals.next().await;
-    committer.begin_shutdown();
+    drain.start();
     if signal == Signal::Term && !delay.is_zero() {
-        drain.start();
         tracing::info!(
             %signal,
             delay_secs = delay.as_secs(),
@@ -122,11 +122,30 @@ pub async fn stop_on_signal(
 
 /// Serves until `server` stops, then persists the last batch and stops the
 /// writer.
-pub async fn serve_then_persist(server: Server, committer: Arc<Committer>) -> anyhow::Result<()> {
-    let served = server.await;
+///
+/// If the writer dies first, no visit can be counted again: the server is
+/// stopped (gracefully; every visit is refused at once by now) and the
+/// error names the cause, so that the process exits non-zero and is
+/// restarted rather than serving 503s while it looks alive.
+pub async fn serve_then_persist(
+    mut server: Server,
+    committer: Arc<Committer>,
+) -> anyhow::Result<()> {
+    let handle = server.handle();
+    let (served, died) = tokio::select! {
+        served = &mut server => (served, None),
+        cause = committer.writer_died() => {
+            // The server's own future carries out the stop: poll both.
+            let ((), served) = tokio::join!(handle.stop(true), server);
+            (served, Some(cause))
+        }
+    };
     tokio::task::spawn_blocking(move || committer.stop())
         .await
         .context("the writer shutdown panicked")?;
+    if let Some(cause) = died {
+        anyhow::bail!("the visit writer died ({cause}); exiting so that the process is restarted");
+    }
     served.context("the HTTP server failed")?;
     tracing::info!("stopped");
     Ok(())

@@ -51,27 +51,22 @@ impl Application {
             Arc::clone(&metrics),
         )
         .context("failed to build the HTTP client for peers")?;
+        let drain = Arc::new(Drain::default());
         let state = AppState {
             committer: Arc::clone(&committer),
             page: Page::new(&settings.instance, settings.timezone),
             timezone: settings.timezone,
             instance: settings.instance.clone(),
             peers,
+            drain: Arc::clone(&drain),
+            faults: faults.clone(),
         };
-        let drain = Arc::new(Drain::default());
         if faults.is_some() {
             tracing::warn!(
                 "fault injection is enabled: /faults can break this instance on purpose"
             );
         }
-        let server = run(
-            listener,
-            state,
-            metrics,
-            Arc::clone(&drain),
-            faults,
-            settings.shutdown_timeout,
-        )?;
+        let server = run(listener, state, metrics, faults, settings.shutdown_timeout)?;
         tracing::info!(
             addr = %address,
             instance = %settings.instance,
@@ -120,7 +115,6 @@ impl Application {
             signals,
             self.shutdown_delay,
             Arc::clone(&self.drain),
-            Arc::clone(&self.committer),
             self.handle(),
         ));
         self.run_until_stopped().await
@@ -136,6 +130,8 @@ fn open_store(
     metrics: &Metrics,
 ) -> anyhow::Result<(Arc<Committer>, u64)> {
     let hook = faults.map(Faults::store_hook);
+    #[cfg(feature = "test-hooks")]
+    let hook = crate::test_hooks::wrap(hook);
     let (store, count) = Store::open_with_fault(&settings.data_dir, settings.write_timeout, hook)
         .with_context(|| {
         format!(
@@ -145,7 +141,7 @@ fn open_store(
     })?;
     let config = CommitterConfig {
         max_batch: settings.max_batch,
-        stall_after: settings.write_timeout,
+        write_timeout: settings.write_timeout,
     };
     let committer = Committer::start(store, count, config, metrics.store.clone())
         .context("failed to start the visit writer thread")?;
@@ -168,20 +164,17 @@ fn run(
     listener: TcpListener,
     state: AppState,
     metrics: Arc<Metrics>,
-    drain: Arc<Drain>,
     faults: Option<Arc<Faults>>,
     shutdown_timeout: Duration,
 ) -> anyhow::Result<Server> {
     let state = web::Data::new(state);
     let metrics = web::Data::from(metrics);
-    let drain = web::Data::from(drain);
     let faults = faults.map(web::Data::from);
     let server = HttpServer::new(move || {
         let faults = faults.clone();
         App::new()
             .app_data(state.clone())
             .app_data(metrics.clone())
-            .app_data(drain.clone())
             .wrap(from_fn(middleware::observe))
             // Outermost, so the answers `observe` refuses get them too.
             .wrap(middleware::default_headers())

@@ -51,14 +51,15 @@ pub struct Options {
     /// Seconds to finish in-flight requests once the listener is closed
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value = "20")]
     pub shutdown_timeout_secs: Ranged<1, 3600>,
-    /// Longest wait for the file lock before a visit fails with 503, in ms
+    /// Longest wait for a visit's durable write (queue, file lock, fsync) before it fails with 503,
+    /// in ms; a write in flight for longer makes the instance unready
     #[arg(long, env = "WRITE_TIMEOUT_MS", default_value = "5000")]
     pub write_timeout_ms: Ranged<1, 600_000>,
     /// Most visits persisted by one durable write; 1 turns group commit off
     #[arg(long, env = "MAX_BATCH", default_value = "4096")]
     pub max_batch: Ranged<1, 1_000_000>,
-    /// Enable the /faults routes that break this instance on purpose (full disk, unready, slow
-    /// pages), for demonstrations; never in production
+    /// Enable the /faults routes that break this instance on purpose (full disk, unready, hung
+    /// volume, slow pages), for demonstrations; never in production
     #[arg(long, env = "FAULT_INJECTION", default_value = "false", action = clap::ArgAction::Set,
           num_args = 0..=1, default_missing_value = "true", value_parser = switch)]
     pub fault_injection: bool,

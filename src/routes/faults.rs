@@ -18,11 +18,13 @@ pub enum Fault {
     Unready,
     /// Page views are delayed (`PUT` takes `?ms=N`).
     Latency,
+    /// Every durable write blocks until cleared, as on a hung volume.
+    Stall,
 }
 
 impl Fault {
     /// Every fault, in the order errors list them.
-    pub const ALL: [Fault; 3] = [Fault::Disk, Fault::Unready, Fault::Latency];
+    pub const ALL: [Fault; 4] = [Fault::Disk, Fault::Unready, Fault::Latency, Fault::Stall];
 
     /// The name in the path and in the metric's `fault` label.
     pub fn name(self) -> &'static str {
@@ -30,6 +32,7 @@ impl Fault {
             Fault::Disk => "disk",
             Fault::Unready => "unready",
             Fault::Latency => "latency",
+            Fault::Stall => "stall",
         }
     }
 }
@@ -80,6 +83,7 @@ async fn set(
     match fault {
         Fault::Disk => faults.set_disk(true),
         Fault::Unready => faults.set_unready(true),
+        Fault::Stall => faults.set_stall(true),
         Fault::Latency => {
             if let Err(reason) = faults.set_latency_ms(latency_ms(&req)) {
                 return Ok(plain(StatusCode::BAD_REQUEST, format!("{reason}\n")));
@@ -99,17 +103,22 @@ async fn clear(
         Fault::Disk => faults.set_disk(false),
         Fault::Unready => faults.set_unready(false),
         Fault::Latency => faults.clear_latency(),
+        Fault::Stall => faults.set_stall(false),
     }
     Ok(changed(&faults, &metrics, fault, false))
 }
 
+/// The query of `PUT /faults/latency`.
+#[derive(Debug, serde::Deserialize)]
+struct LatencyQuery {
+    /// The delay in ms.
+    ms: u64,
+}
+
 /// The `ms` query parameter; missing or not a whole number is 0, which the
-/// bound refuses too.
+/// bound refuses too (with the bound's message, not the parser's).
 fn latency_ms(req: &HttpRequest) -> u64 {
-    web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
-        .ok()
-        .and_then(|q| q.get("ms").and_then(|v| v.parse::<u64>().ok()))
-        .unwrap_or(0)
+    web::Query::<LatencyQuery>::from_query(req.query_string()).map_or(0, |q| q.ms)
 }
 
 fn changed(faults: &Faults, metrics: &Metrics, fault: Fault, on: bool) -> HttpResponse {

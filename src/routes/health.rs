@@ -10,9 +10,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 
 use super::plain;
-use crate::faults::Faults;
-use crate::state::AppState;
-use crate::store::Health;
+use crate::state::{AppState, Readiness};
 
 /// 200 while the process serves.
 pub async fn live() -> HttpResponse {
@@ -20,18 +18,11 @@ pub async fn live() -> HttpResponse {
 }
 
 /// 200 when visits can be persisted; 503 with the reason otherwise.
-pub async fn ready(state: web::Data<AppState>, faults: Option<web::Data<Faults>>) -> HttpResponse {
-    if faults.is_some_and(|f| f.unready()) {
-        return plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: fault injected\n",
-        );
-    }
-    match state.committer.health() {
-        Health::Ready => plain(StatusCode::OK, "ready\n"),
-        Health::NotReady(reason) => plain(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("not ready: {reason}\n"),
-        ),
-    }
+pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
+    let readiness = state.readiness();
+    let status = match readiness {
+        Readiness::Ready => StatusCode::OK,
+        _ => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    plain(status, format!("{readiness}\n"))
 }

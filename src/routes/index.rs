@@ -6,7 +6,6 @@ use actix_web::{HttpResponse, ResponseError, web};
 
 use super::plain;
 use crate::clock::Now;
-use crate::faults::Faults;
 use crate::page::Pods;
 use crate::state::AppState;
 use crate::store::VisitError;
@@ -15,11 +14,8 @@ use crate::store::VisitError;
 pub const VISIT_NUMBER_HEADER: &str = "x-visit-number";
 
 /// Counts one visit, durably, then shows the page with its number.
-pub async fn visit(
-    state: web::Data<AppState>,
-    faults: Option<web::Data<Faults>>,
-) -> Result<HttpResponse, VisitError> {
-    if let Some(delay) = faults.and_then(|f| f.latency()) {
+pub async fn visit(state: web::Data<AppState>) -> Result<HttpResponse, VisitError> {
+    if let Some(delay) = state.faults.as_ref().and_then(|f| f.latency()) {
         tokio::time::sleep(delay).await;
     }
     let visit = state.committer.record_visit().await?;
@@ -67,6 +63,9 @@ impl ResponseError for VisitError {
         let body = match self {
             VisitError::NotRecorded(_) => {
                 "visit not recorded: storage unavailable, try again later\n"
+            }
+            VisitError::TimedOut(_) | VisitError::Stalled(_) => {
+                "visit not confirmed: storage did not answer in time, try again later\n"
             }
             VisitError::ShuttingDown => "visit not recorded: shutting down, try again\n",
         };

@@ -5,9 +5,17 @@
 //! counting), other methods get 405 with an `Allow` header, and unknown
 //! paths a short 404, so scanners learn nothing and count nothing.
 //!
-//! Error bodies are short plain text: a visitor or a probe needs to know
-//! *that* something failed, the log needs to know *why*, so the cause chain
-//! is logged once where the error happens and never sent to the client.
+//! What an answer tells a client about a failure, decided once here: the
+//! callers are anonymous, so an answer says *that* something failed and of
+//! what kind, in a few words, and never a file path, a cause chain or an
+//! internal detail. A refused visit says whether storage failed, was too
+//! slow or the service is stopping; `/readyz` gives the store's reason
+//! ([`StoreError::reason`](crate::store::StoreError::reason): the kind and
+//! the system's own words, such as "No space left on device"); the page and
+//! `/visits/cluster` say of a peer that it timed out, could not be
+//! connected to, or answered with a status, next to the peer addresses
+//! that view exists to show. The log has the rest, the whole cause chain
+//! with paths, once, where the error happens.
 
 pub mod faults;
 mod health;

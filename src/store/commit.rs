@@ -13,16 +13,35 @@
 //! is told their visit counted), marks the service not ready, and the writer
 //! then retries a write probe every second while idle, so readiness recovers
 //! on its own when the disk does, even with no traffic routed to the pod.
+//!
+//! A writer that dies (a panic: a bug) cannot count again, so it must not
+//! look alive: it logs the cause at once, readiness fails from then on with
+//! that cause, every visit is refused, and [`Committer::writer_died`] tells
+//! whoever runs the process, which then exits non-zero so that it is
+//! restarted.
+//!
+//! A write that never returns (a hung network volume: the fsync blocks in
+//! the kernel, with no error) must not hold visitors forever. Each visitor
+//! waits at most the write timeout for its answer, queue included, and is
+//! then answered with an error; once the write in flight is older than the
+//! write timeout, new visits are refused at once instead of queued, so the
+//! queue stays as small as the number of visitors that came within one
+//! timeout. A visitor that stopped waiting is dropped from the queue and
+//! never written. One that was already in the write in flight is persisted
+//! when the write returns, although its visitor was refused: the count then
+//! says more than the 200 answers did, by exactly
+//! `moscow_time_visits_late_total`.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock, mpsc};
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use super::{Store, StoreError, StoreMetrics};
-use crate::telemetry::error_chain;
+use crate::errors::error_chain;
 
 /// How often an unhealthy writer retries a write probe while idle.
 const PROBE_INTERVAL: Duration = Duration::from_secs(1);
@@ -33,6 +52,15 @@ pub enum VisitError {
     /// The durable write of the batch failed; the visit did not count.
     #[error("the visit was not recorded")]
     NotRecorded(#[source] Arc<StoreError>),
+    /// No durable write answered within the write timeout. The visit is
+    /// written later only if it was in the write in flight (counted in
+    /// `moscow_time_visits_late_total`); otherwise it is dropped unwritten.
+    #[error("no durable write finished within {0:?}")]
+    TimedOut(Duration),
+    /// A durable write has been in flight for longer than the write timeout
+    /// (a hung volume): the visit was refused at once, not queued.
+    #[error("a durable write has been in flight for {0:?}, longer than the write timeout")]
+    Stalled(Duration),
     /// The service is shutting down and takes no more visits.
     #[error("the service is shutting down")]
     ShuttingDown,
@@ -52,10 +80,11 @@ pub enum Health {
 pub struct CommitterConfig {
     /// The most visits persisted by one write; `1` disables group commit.
     pub max_batch: usize,
-    /// A write in flight for longer than this makes the service not ready
-    /// (a hung fsync, such as on a dead network volume, never returns an
-    /// error by itself).
-    pub stall_after: Duration,
+    /// The longest a visit waits for its durable write, queue included. A
+    /// write in flight for longer than this makes the service not ready and
+    /// refuses new visits at once (a hung fsync, such as on a dead network
+    /// volume, never returns an error by itself).
+    pub write_timeout: Duration,
 }
 
 type Reply = oneshot::Sender<Result<u64, VisitError>>;
@@ -73,6 +102,21 @@ enum Message {
     Stop,
 }
 
+/// What the writer knows of itself and the data folder: one state, which
+/// readiness reads and the process watches for [`WriterState::Died`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum WriterState {
+    /// The last write (or the start-up write) succeeded.
+    Healthy,
+    /// The last write failed, with its reason (no paths: readiness tells
+    /// it to anyone); the idle writer probes.
+    Failing(String),
+    /// The writer was stopped on purpose and takes no more visits.
+    Stopped,
+    /// The writer thread ended without being asked to, with the cause.
+    Died(String),
+}
+
 /// `Shared::write_started_ms` while no write is in flight.
 const NO_WRITE: u64 = u64::MAX;
 
@@ -82,25 +126,48 @@ struct Shared {
     /// Milliseconds after `epoch` at which the write in flight began;
     /// `NO_WRITE` while none is.
     write_started_ms: AtomicU64,
-    stall_after: Duration,
+    write_timeout: Duration,
     total: AtomicU64,
-    healthy: AtomicBool,
-    shutting_down: AtomicBool,
-    failure: RwLock<Option<String>>,
+    state: watch::Sender<WriterState>,
     metrics: StoreMetrics,
 }
 
 impl Shared {
     fn set_healthy(&self) {
-        if !self.healthy.swap(true, Ordering::AcqRel) {
-            *self.failure.write().unwrap_or_else(|p| p.into_inner()) = None;
+        let recovered = self.state.send_if_modified(|state| match state {
+            WriterState::Failing(_) => {
+                *state = WriterState::Healthy;
+                true
+            }
+            WriterState::Healthy | WriterState::Stopped | WriterState::Died(_) => false,
+        });
+        if recovered {
             tracing::info!("writes to the data directory succeed again; ready");
         }
     }
 
     fn set_failed(&self, error: &StoreError) {
-        *self.failure.write().unwrap_or_else(|p| p.into_inner()) = Some(error_chain(error));
-        self.healthy.store(false, Ordering::Release);
+        self.state
+            .send_replace(WriterState::Failing(error.reason()));
+    }
+
+    /// Records why the writer thread ended, if it was not asked to: it
+    /// panicked with `panic`'s message.
+    fn writer_ended(&self, ended: std::thread::Result<()>) {
+        let Err(panic) = ended else {
+            return;
+        };
+        let message = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        let cause = format!("it panicked: {message}");
+        tracing::error!(
+            cause,
+            "the visit writer died: no visit can be counted any more; stopping the process"
+        );
+        self.state.send_replace(WriterState::Died(cause));
     }
 
     /// Runs one store call, recording when it started so that a stalled
@@ -121,6 +188,13 @@ impl Shared {
                 self.millis_since_epoch().saturating_sub(started),
             )),
         }
+    }
+
+    /// How long the write in flight has taken, if that is longer than the
+    /// write timeout: the volume hangs.
+    fn stalled(&self) -> Option<Duration> {
+        self.write_in_flight()
+            .filter(|in_flight| *in_flight > self.write_timeout)
     }
 
     /// Never `NO_WRITE`: that is 584 million years after start.
@@ -160,11 +234,9 @@ impl Committer {
         let shared = Arc::new(Shared {
             epoch: Instant::now(),
             write_started_ms: AtomicU64::new(NO_WRITE),
-            stall_after: config.stall_after,
+            write_timeout: config.write_timeout,
             total: AtomicU64::new(count),
-            healthy: AtomicBool::new(true),
-            shutting_down: AtomicBool::new(false),
-            failure: RwLock::new(None),
+            state: watch::Sender::new(WriterState::Healthy),
             metrics,
         });
         let (tx, rx) = mpsc::channel();
@@ -172,7 +244,16 @@ impl Committer {
         let max_batch = config.max_batch.max(1);
         let writer = std::thread::Builder::new()
             .name("visit-writer".into())
-            .spawn(move || write_loop(&store, &rx, &writer_shared, max_batch))?;
+            .spawn(move || {
+                // Caught to say why at once and to tell the process (see
+                // `writer_died`); the queue is dropped first, which refuses
+                // every visit still in it.
+                let ended = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    write_loop(&store, &rx, &writer_shared, max_batch);
+                }));
+                drop(rx);
+                writer_shared.writer_ended(ended);
+            })?;
         Ok(Committer {
             tx,
             shared,
@@ -180,14 +261,22 @@ impl Committer {
         })
     }
 
-    /// Records one visit and resolves with its number once it is durable.
+    /// Records one visit and resolves with its number once it is durable,
+    /// or with an error after at most the write timeout.
     pub async fn record_visit(&self) -> Result<u64, VisitError> {
+        if let Some(in_flight) = self.shared.stalled() {
+            return Err(VisitError::Stalled(in_flight));
+        }
         let (reply, answer) = oneshot::channel();
         let span = tracing::Span::current();
         self.tx
             .send(Message::Visit(Waiting { reply, span }))
             .map_err(|_| VisitError::ShuttingDown)?;
-        answer.await.unwrap_or(Err(VisitError::ShuttingDown))
+        let timeout = self.shared.write_timeout;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(answer) => answer.unwrap_or(Err(VisitError::ShuttingDown)),
+            Err(_) => Err(VisitError::TimedOut(timeout)),
+        }
     }
 
     /// The count as of the last durable write seen by this process.
@@ -195,47 +284,69 @@ impl Committer {
         self.shared.total.load(Ordering::Acquire)
     }
 
+    /// Sets `moscow_time_persist_in_flight_seconds` to the age of the write
+    /// in flight (0 when none is); called before each scrape, since a hung
+    /// write never gets to report itself.
+    pub fn observe_write_in_flight(&self) {
+        let in_flight = self.shared.write_in_flight().unwrap_or_default();
+        self.shared
+            .metrics
+            .persist_in_flight
+            .set(in_flight.as_secs_f64());
+    }
+
+    /// Resolves, with the cause, once the writer thread has died (it
+    /// panicked); never while it lives or after it was stopped on purpose.
+    /// A process that sees it should exit: no visit can be counted again.
+    pub async fn writer_died(&self) -> String {
+        let mut state = self.shared.state.subscribe();
+        let died = state
+            .wait_for(|state| matches!(state, WriterState::Died(_)))
+            .await;
+        match died.as_deref() {
+            Ok(WriterState::Died(cause)) => cause.clone(),
+            _ => "the writer's state is gone".to_owned(),
+        }
+    }
+
     /// Whether visits can be taken now, and why not.
     pub fn health(&self) -> Health {
-        if self.shared.shutting_down.load(Ordering::Acquire) {
-            return Health::NotReady("shutting down".into());
+        match &*self.shared.state.borrow() {
+            WriterState::Died(cause) => {
+                return Health::NotReady(format!("the visit writer died: {cause}"));
+            }
+            WriterState::Stopped => return Health::NotReady("the visit writer stopped".into()),
+            WriterState::Healthy | WriterState::Failing(_) => {}
         }
-        if let Some(in_flight) = self.shared.write_in_flight()
-            && in_flight > self.shared.stall_after
-        {
+        if let Some(in_flight) = self.shared.stalled() {
             return Health::NotReady(format!(
-                "a durable write has been in flight for {:.1} s",
+                "a durable write has been in flight for {:.1} s, longer than the write timeout \
+                 (the volume does not answer)",
                 in_flight.as_secs_f64()
             ));
         }
-        if self.shared.healthy.load(Ordering::Acquire) {
-            return Health::Ready;
+        match &*self.shared.state.borrow() {
+            WriterState::Failing(reason) => Health::NotReady(reason.clone()),
+            _ => Health::Ready,
         }
-        let reason = self
-            .shared
-            .failure
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        Health::NotReady(reason.unwrap_or_else(|| "the last write failed".into()))
-    }
-
-    /// Marks the service as going away: readiness fails from now on.
-    pub fn begin_shutdown(&self) {
-        self.shared.shutting_down.store(true, Ordering::Release);
     }
 
     /// Persists every visit queued so far, then stops the writer thread.
     /// Visits recorded after this are refused.
     pub fn stop(&self) {
-        self.begin_shutdown();
         let _ = self.tx.send(Message::Stop);
         let writer = self.writer.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(writer) = writer
-            && writer.join().is_err()
-        {
-            tracing::error!("the visit writer thread panicked");
+        if let Some(writer) = writer {
+            // The thread catches its own panic and reports it (`writer_died`).
+            let _ = writer.join();
         }
+        self.shared.state.send_if_modified(|state| match state {
+            WriterState::Died(_) => false,
+            _ => {
+                *state = WriterState::Stopped;
+                true
+            }
+        });
     }
 }
 
@@ -248,7 +359,7 @@ impl Drop for Committer {
 fn write_loop(store: &Store, rx: &mpsc::Receiver<Message>, shared: &Shared, max_batch: usize) {
     let mut batch: Vec<Waiting> = Vec::with_capacity(max_batch.min(4096));
     loop {
-        let first = if shared.healthy.load(Ordering::Acquire) {
+        let first = if *shared.state.borrow() == WriterState::Healthy {
             rx.recv().ok()
         } else {
             match rx.recv_timeout(PROBE_INTERVAL) {
@@ -262,14 +373,14 @@ fn write_loop(store: &Store, rx: &mpsc::Receiver<Message>, shared: &Shared, max_
         };
         let mut stopping = match first {
             Some(Message::Visit(waiting)) => {
-                batch.push(waiting);
+                push_if_waiting(&mut batch, waiting);
                 false
             }
             Some(Message::Stop) | None => true,
         };
         while !stopping && batch.len() < max_batch {
             match rx.try_recv() {
-                Ok(Message::Visit(waiting)) => batch.push(waiting),
+                Ok(Message::Visit(waiting)) => push_if_waiting(&mut batch, waiting),
                 Ok(Message::Stop) => stopping = true,
                 Err(_) => break,
             }
@@ -282,6 +393,15 @@ fn write_loop(store: &Store, rx: &mpsc::Receiver<Message>, shared: &Shared, max_
             // their reply senders.
             return;
         }
+    }
+}
+
+/// Adds a visit to the batch unless its visitor stopped waiting (the write
+/// timeout passed, or the client went away): nobody is told about such a
+/// visit, so it is not written.
+fn push_if_waiting(batch: &mut Vec<Waiting>, waiting: Waiting) {
+    if !waiting.reply.is_closed() {
+        batch.push(waiting);
     }
 }
 
@@ -300,9 +420,13 @@ fn commit(store: &Store, shared: &Shared, batch: &mut Vec<Waiting>) {
         Ok(total) => {
             shared.observe_total(total);
             shared.set_healthy();
+            let mut late = 0;
             for (number, waiting) in (total - n + 1..).zip(batch.drain(..)) {
-                let _ = waiting.reply.send(Ok(number));
+                if waiting.reply.send(Ok(number)).is_err() {
+                    late += 1;
+                }
             }
+            metrics.visits_late.inc_by(late);
         }
         Err(error) => {
             metrics.persist_errors.inc();
@@ -348,10 +472,12 @@ fn probe(store: &Store, shared: &Shared) {
 mod tests {
     use super::*;
     use crate::store::{FaultHook, Step};
+    use futures_util::FutureExt as _;
     use std::collections::HashSet;
     use std::io;
     use std::path::Path;
     use std::sync::Condvar;
+    use std::sync::atomic::AtomicBool;
 
     /// The longest any test waits for an answer or a signal. A writer that
     /// stopped answering fails its test after this long, saying so, instead
@@ -371,17 +497,70 @@ mod tests {
     }
 
     fn committer_with(dir: &Path, max_batch: usize, fault: Option<FaultHook>) -> Committer {
+        committer_timing_out(dir, max_batch, fault, Duration::from_secs(5))
+    }
+
+    fn committer_timing_out(
+        dir: &Path,
+        max_batch: usize,
+        fault: Option<FaultHook>,
+        write_timeout: Duration,
+    ) -> Committer {
         let (store, count) = Store::open_with_fault(dir, Duration::from_secs(5), fault).unwrap();
         Committer::start(
             store,
             count,
             CommitterConfig {
                 max_batch,
-                stall_after: Duration::from_secs(5),
+                write_timeout,
             },
             StoreMetrics::new().unwrap(),
         )
         .unwrap()
+    }
+
+    /// A committer whose first write, of one visit, is held at a gate;
+    /// with the gate and that visit's pending answer.
+    fn with_a_held_write(
+        dir: &Path,
+        max_batch: usize,
+    ) -> (
+        Committer,
+        Arc<Gate>,
+        impl Future<Output = Result<u64, VisitError>> + use<>,
+    ) {
+        let gate = Arc::new(Gate::default());
+        let c = committer_with(dir, max_batch, Some(gate.hook()));
+        let first = enqueue(&c);
+        gate.wait_for_a_held_write();
+        (c, gate, first)
+    }
+
+    /// A hook that does `act` at the lock step of every write while the
+    /// returned switch is on (as it starts when `on`).
+    fn switched_hook(
+        on: bool,
+        act: impl Fn() -> io::Result<()> + Send + Sync + 'static,
+    ) -> (Arc<AtomicBool>, FaultHook) {
+        let switch = Arc::new(AtomicBool::new(on));
+        let hook: FaultHook = Arc::new({
+            let switch = Arc::clone(&switch);
+            move |step| match step {
+                Step::Locked if switch.load(Ordering::Acquire) => act(),
+                _ => Ok(()),
+            }
+        });
+        (switch, hook)
+    }
+
+    /// Waits until `check` holds, at most [`PATIENCE`].
+    async fn until(mut check: impl FnMut() -> bool) {
+        within(async {
+            while !check() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
     }
 
     /// Queues one visit on the writer's channel, as
@@ -539,28 +718,20 @@ mod tests {
     async fn a_write_stalled_past_the_limit_turns_readiness_off_until_it_returns() {
         let tmp = tempfile::tempdir().unwrap();
         let gate = Arc::new(Gate::default());
-        let (store, count) =
-            Store::open_with_fault(tmp.path(), Duration::from_secs(5), Some(gate.hook())).unwrap();
-        let c = Committer::start(
-            store,
-            count,
-            CommitterConfig {
-                max_batch: 64,
-                stall_after: Duration::from_millis(200),
-            },
-            StoreMetrics::new().unwrap(),
-        )
-        .unwrap();
+        let c = committer_timing_out(
+            tmp.path(),
+            64,
+            Some(gate.hook()),
+            Duration::from_millis(200),
+        );
         assert_eq!(c.health(), Health::Ready);
         let visit = enqueue(&c);
         gate.wait_for_a_held_write();
         // The write stays held until the gate opens, however slow the machine.
-        within(async {
-            while c.health() == Health::Ready {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        until(|| c.health() != Health::Ready).await;
+        c.observe_write_in_flight();
+        let stuck_for = c.shared.metrics.persist_in_flight.get();
+        assert!(stuck_for >= 0.2, "the write in flight shows {stuck_for} s");
         match c.health() {
             Health::NotReady(reason) => assert!(reason.contains("in flight"), "{reason}"),
             Health::Ready => unreachable!("waited for not ready"),
@@ -568,6 +739,59 @@ mod tests {
         gate.open();
         assert_eq!(within(visit).await.unwrap(), 1);
         assert_eq!(c.health(), Health::Ready);
+        c.observe_write_in_flight();
+        assert_eq!(
+            c.shared.metrics.persist_in_flight.get(),
+            0.0,
+            "no write in flight"
+        );
+    }
+
+    /// A write that hangs: its visitor is answered at the write timeout, a
+    /// visit after that is refused at once without being queued, and when
+    /// the write returns the refused visitor's visit is counted, and counted
+    /// as late, while the visit refused at once is not.
+    #[tokio::test]
+    async fn a_hung_write_answers_at_the_write_timeout_and_then_refuses_at_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let gate = Arc::new(Gate::default());
+        let timeout = Duration::from_millis(200);
+        let c = committer_timing_out(tmp.path(), 64, Some(gate.hook()), timeout);
+        let held = within(c.record_visit()).await;
+        assert!(
+            matches!(held, Err(VisitError::TimedOut(t)) if t == timeout),
+            "{held:?}"
+        );
+        gate.wait_for_a_held_write();
+        until(|| c.health() != Health::Ready).await;
+        let refused = c.record_visit().now_or_never();
+        assert!(
+            matches!(refused, Some(Err(VisitError::Stalled(_)))),
+            "not refused at once: {refused:?}"
+        );
+        gate.open();
+        // Counted as late once the held write has returned.
+        until(|| c.shared.metrics.visits_late.get() > 0).await;
+        assert_eq!(visits_file(tmp.path()), "1\n", "the held visit was written");
+        assert_eq!(c.health(), Health::Ready);
+        assert_eq!(within(c.record_visit()).await.unwrap(), 2);
+        assert_eq!(visits_file(tmp.path()), "2\n");
+    }
+
+    /// Visits whose visitors stopped waiting while they were queued are
+    /// dropped, not written: nobody was told they counted.
+    #[tokio::test]
+    async fn queued_visits_whose_visitors_stopped_waiting_are_not_written() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (c, gate, first) = with_a_held_write(tmp.path(), 64);
+        let gone: Vec<_> = (0..3).map(|_| enqueue(&c)).collect();
+        let kept = enqueue(&c);
+        drop(gone);
+        gate.open();
+        assert_eq!(within(first).await.unwrap(), 1);
+        assert_eq!(within(kept).await.unwrap(), 2);
+        assert_eq!(visits_file(tmp.path()), "2\n");
+        assert_eq!(c.shared.metrics.visits_late.get(), 0);
     }
 
     /// Twenty visits wait behind a write in flight; with `max_batch` 4 they
@@ -575,10 +799,7 @@ mod tests {
     #[tokio::test]
     async fn a_write_never_takes_more_than_max_batch_visits() {
         let tmp = tempfile::tempdir().unwrap();
-        let gate = Arc::new(Gate::default());
-        let c = committer_with(tmp.path(), 4, Some(gate.hook()));
-        let first = enqueue(&c);
-        gate.wait_for_a_held_write();
+        let (c, gate, first) = with_a_held_write(tmp.path(), 4);
         let queued: Vec<_> = (0..20).map(|_| enqueue(&c)).collect();
         gate.open();
         assert_eq!(within(first).await.unwrap(), 1);
@@ -597,10 +818,7 @@ mod tests {
     #[tokio::test]
     async fn visits_queued_behind_the_stop_are_refused_and_those_before_it_kept() {
         let tmp = tempfile::tempdir().unwrap();
-        let gate = Arc::new(Gate::default());
-        let c = committer_with(tmp.path(), 64, Some(gate.hook()));
-        let first = enqueue(&c);
-        gate.wait_for_a_held_write();
+        let (c, gate, first) = with_a_held_write(tmp.path(), 64);
         let before_stop = enqueue(&c);
         c.tx.send(Message::Stop).unwrap();
         let behind_stop = enqueue(&c);
@@ -661,7 +879,7 @@ mod tests {
         let recoveries = lines.iter().filter(|l| l.contains("succeed again")).count();
         assert_eq!(recoveries, 1, "{lines:#?}");
         assert_eq!(c.health(), Health::Ready);
-        assert!(shared.failure.read().unwrap().is_none());
+        assert_eq!(*shared.state.borrow(), WriterState::Healthy);
     }
 
     /// A failed write refuses its batch and turns readiness off; with no
@@ -669,16 +887,8 @@ mod tests {
     #[tokio::test]
     async fn a_failed_write_is_refused_and_an_idle_probe_restores_readiness() {
         let tmp = tempfile::tempdir().unwrap();
-        let failing = Arc::new(AtomicBool::new(true));
-        let hook: FaultHook = Arc::new({
-            let failing = Arc::clone(&failing);
-            move |step| match step {
-                Step::Locked if failing.load(Ordering::Acquire) => {
-                    Err(io::Error::other("injected: the disk is gone"))
-                }
-                _ => Ok(()),
-            }
-        });
+        let (failing, hook) =
+            switched_hook(true, || Err(io::Error::other("injected: the disk is gone")));
         let c = committer_with(tmp.path(), 64, Some(hook));
         let refused = within(c.record_visit()).await;
         assert!(
@@ -692,14 +902,56 @@ mod tests {
         );
         assert_eq!(c.shared.metrics.persist_errors.get(), 1);
         failing.store(false, Ordering::Release);
-        within(async {
-            while c.health() != Health::Ready {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        })
-        .await;
+        until(|| c.health() == Health::Ready).await;
         assert_eq!(visits_file(tmp.path()), "0\n");
         assert_eq!(within(c.record_visit()).await.unwrap(), 1);
+    }
+
+    /// A panic in the writer (here from the fault seam, inside a write)
+    /// ends it for good: the visit in that write and every later one are
+    /// refused, readiness fails naming the cause, and `writer_died` says
+    /// so, while a writer that lives or was stopped never does.
+    #[tokio::test]
+    async fn a_writer_that_panics_refuses_every_visit_and_says_why() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (armed, hook) = switched_hook(false, || panic!("injected writer panic"));
+        let c = committer_with(tmp.path(), 64, Some(hook));
+        assert_eq!(within(c.record_visit()).await.unwrap(), 1);
+        assert!(
+            c.writer_died().now_or_never().is_none(),
+            "a living writer died"
+        );
+        armed.store(true, Ordering::Release);
+        let refused = within(c.record_visit()).await;
+        assert!(
+            matches!(refused, Err(VisitError::ShuttingDown)),
+            "{refused:?}"
+        );
+        let cause = within(c.writer_died()).await;
+        assert!(cause.contains("injected writer panic"), "{cause}");
+        assert!(
+            matches!(c.health(), Health::NotReady(ref r) if r.contains("writer died") && r.contains("injected")),
+            "{:?}",
+            c.health()
+        );
+        armed.store(false, Ordering::Release);
+        let later = within(c.record_visit()).await;
+        assert!(matches!(later, Err(VisitError::ShuttingDown)), "{later:?}");
+        assert_eq!(visits_file(tmp.path()), "1\n");
+        c.stop();
+        assert!(
+            matches!(c.health(), Health::NotReady(ref r) if r.contains("writer died")),
+            "stopping a dead writer hid its death: {:?}",
+            c.health()
+        );
+
+        let other = tempfile::tempdir().unwrap();
+        let stopped = committer(other.path(), 64);
+        stopped.stop();
+        assert!(
+            stopped.writer_died().now_or_never().is_none(),
+            "a writer stopped on purpose died"
+        );
     }
 
     #[tokio::test]

@@ -7,9 +7,9 @@
 
 use std::fmt;
 
-/// The longest content a valid file can have: `u64::MAX` has 20 digits,
-/// plus `\r\n` tolerance is *not* granted, so 21 bytes. Anything longer is
-/// refused without reading it all.
+/// The longest content a valid file can have: `u64::MAX` has 20 digits, and
+/// one `\n` makes 21 bytes (a `\r\n` ending is refused, so it adds
+/// nothing). Anything longer is refused without reading it all.
 pub const MAX_FILE_LEN: u64 = 21;
 
 /// Why the content of a `visits` file is not a count.

@@ -1,7 +1,7 @@
 //! What the store reports to Prometheus. The metrics are plain `prometheus`
 //! handles; whoever serves them registers them ([`StoreMetrics::register`]).
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+use prometheus::{Gauge, Histogram, HistogramOpts, IntCounter, Registry};
 
 /// One durable write is an fsync or two: ~0.1 ms on tmpfs, ~1 ms on a local
 /// disk, tens of ms on network block storage.
@@ -25,6 +25,11 @@ pub struct StoreMetrics {
     pub persist_batch_size: Histogram,
     /// Durable writes that failed.
     pub persist_errors: IntCounter,
+    /// Visits persisted after their visitor stopped waiting for the write.
+    pub visits_late: IntCounter,
+    /// How long the durable write in flight has taken so far (0 when none
+    /// is), as of the last scrape: it grows without end on a hung volume.
+    pub persist_in_flight: Gauge,
 }
 
 impl StoreMetrics {
@@ -53,6 +58,15 @@ impl StoreMetrics {
                 "moscow_time_persist_errors_total",
                 "Durable writes of the visits file that failed.",
             )?,
+            visits_late: IntCounter::new(
+                "moscow_time_visits_late_total",
+                "Visits persisted after their visitor stopped waiting (answered 503 at the \
+                 write timeout, or gone); they are in moscow_time_visits_total.",
+            )?,
+            persist_in_flight: Gauge::new(
+                "moscow_time_persist_in_flight_seconds",
+                "How long the durable write in flight has taken so far; 0 when none is.",
+            )?,
         })
     }
 
@@ -61,6 +75,8 @@ impl StoreMetrics {
         registry.register(Box::new(self.visits_total.clone()))?;
         registry.register(Box::new(self.persist_duration.clone()))?;
         registry.register(Box::new(self.persist_batch_size.clone()))?;
-        registry.register(Box::new(self.persist_errors.clone()))
+        registry.register(Box::new(self.persist_errors.clone()))?;
+        registry.register(Box::new(self.visits_late.clone()))?;
+        registry.register(Box::new(self.persist_in_flight.clone()))
     }
 }

@@ -45,7 +45,7 @@ pub const TEMP_PREFIX: &str = ".visits.tmp-";
 /// [`Store::set`]; such files are never overwritten or removed.
 pub const CORRUPT_PREFIX: &str = "visits.corrupt-";
 
-/// A point inside one durable write, for fault injection in tests.
+/// A point inside one durable write, where a [`FaultHook`] is called.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {
     /// The exclusive lock is held and the current count was read.
@@ -72,7 +72,8 @@ impl Step {
 }
 
 /// A hook called after each [`Step`]; returning an error aborts the write
-/// there, as a failing disk would. Only tests install one.
+/// there, as a failing disk would, and blocking holds it, as a hung one
+/// would. Fault injection ([`faults`](crate::faults)) and tests install one.
 pub type FaultHook = Arc<dyn Fn(Step) -> io::Result<()> + Send + Sync>;
 
 /// What went wrong with the data folder, and where.
@@ -136,6 +137,29 @@ pub enum StoreError {
         /// The operating system's error.
         source: io::Error,
     },
+}
+
+impl StoreError {
+    /// What went wrong, without any path: what a client may be told (the
+    /// kind of failure and the system's own words, such as "No space left on
+    /// device"). The `Display` text, with paths, is for the log.
+    pub fn reason(&self) -> String {
+        match self {
+            StoreError::NotADirectory(_) => "the data directory is not a directory".into(),
+            StoreError::Corrupt { problem, .. } => format!("the visits file is corrupt: {problem}"),
+            StoreError::Missing(_) => "the data directory does not exist".into(),
+            StoreError::NeedsForce { what, .. } => format!("refusing to {what} without --force"),
+            StoreError::LockTimeout { waited, .. } => {
+                format!("timed out after {waited:?} waiting for the lock")
+            }
+            StoreError::Overflow { count, .. } => {
+                format!("the count {count} cannot grow any further")
+            }
+            StoreError::Io { source, .. } => {
+                format!("a write to the data directory failed: {source}")
+            }
+        }
+    }
 }
 
 /// Creates `dir` and every missing folder above it, then fsyncs the folder
@@ -208,8 +232,11 @@ impl Store {
         Self::open_with_fault(dir, lock_timeout, None)
     }
 
-    /// [`Store::open`] with a fault hook installed, for tests.
-    #[doc(hidden)]
+    /// [`Store::open`] with a [`FaultHook`] called after each [`Step`] of
+    /// every write, or none. This is how the server opens its store: with
+    /// `--fault-injection` its hook carries the injected faults
+    /// ([`faults`](crate::faults)); tests install their own to fail or
+    /// hold a write at a chosen step.
     pub fn open_with_fault(
         dir: impl Into<PathBuf>,
         lock_timeout: Duration,
@@ -733,6 +760,55 @@ mod tests {
             (2..=most).contains(&attempts),
             "{attempts} lock attempts in {wait:?}, expected 2 to {most}"
         );
+    }
+
+    /// Every failure's reason says what kind it is, in the system's words
+    /// where there are some, and never the path the log gets.
+    #[test]
+    fn a_failure_reason_says_what_failed_without_a_path() {
+        let path = PathBuf::from("/secret/volume/visits");
+        let cases = [
+            (StoreError::NotADirectory(path.clone()), "not a directory"),
+            (
+                StoreError::Corrupt {
+                    path: path.clone(),
+                    problem: FormatError::Empty,
+                },
+                "corrupt: the file is empty",
+            ),
+            (StoreError::Missing(path.clone()), "does not exist"),
+            (
+                StoreError::NeedsForce {
+                    what: "lower the count".into(),
+                    current: "5".into(),
+                },
+                "lower the count without --force",
+            ),
+            (
+                StoreError::LockTimeout {
+                    path: path.clone(),
+                    waited: Duration::from_millis(300),
+                },
+                "after 300ms waiting for the lock",
+            ),
+            (
+                StoreError::Overflow {
+                    path: path.clone(),
+                    count: 7,
+                    add: 1,
+                },
+                "count 7 cannot grow",
+            ),
+            (
+                io_err("fsync the data directory", &path)(io::Error::from_raw_os_error(28)),
+                "failed: No space left on device",
+            ),
+        ];
+        for (error, words) in cases {
+            let reason = error.reason();
+            assert!(reason.contains(words), "{reason:?} lacks {words:?}");
+            assert!(!reason.contains("/secret"), "{reason:?} names a path");
+        }
     }
 
     #[test]

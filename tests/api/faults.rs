@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use test_support::{
-    Server, WRITE_PROBE_FAILED, binary_command, log_write_probes, metric, wait_until,
+    Server, WRITE_PROBE_FAILED, binary_command, count_on_disk, log_write_probes, metric, wait_until,
 };
 
 fn fault_server(dir: &std::path::Path) -> Server {
@@ -67,6 +67,67 @@ fn a_disk_fault_refuses_visits_fails_readiness_and_clears_with_no_gap() {
     }
 }
 
+/// A hung volume, injected: every durable write blocks before its fsync.
+/// Visits are answered 503 (none hangs: the client would give up after
+/// 30 s and fail the test), readiness fails naming the write, liveness
+/// stays up; once cleared, the held write completes and counting goes on
+/// with nothing acknowledged lost.
+#[test]
+fn a_stall_answers_visits_503_fails_readiness_and_clears_losing_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = binary_command(dir.path());
+    cmd.args(["--fault-injection", "--write-timeout-ms", "500"]);
+    let server = Server::start_command(cmd);
+    assert_eq!(server.visit(), 1);
+
+    assert_eq!(send(&server, "PUT", "/faults/stall").status, 200);
+    assert!(server.get("/faults").text().contains("\"stall\":true"));
+    let held = server.get("/");
+    assert_eq!(held.status, 503, "{}", held.text());
+    assert!(
+        held.text().contains("did not answer in time"),
+        "{}",
+        held.text()
+    );
+    assert_eq!(held.header("retry-after"), Some("1"));
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            let ready = server.get("/readyz");
+            ready.status == 503 && ready.text().contains("durable write has been in flight")
+        }),
+        "readiness never named the stalled write: {}",
+        server.get("/readyz").text()
+    );
+    // Refused at once now, and never written: the queue does not grow.
+    assert_eq!(server.get("/").status, 503);
+    let stuck_for = server.metric("moscow_time_persist_in_flight_seconds");
+    assert!(stuck_for > 0.5, "the stuck write shows {stuck_for} s");
+    assert_eq!(
+        server.get("/healthz").status,
+        200,
+        "liveness is never affected"
+    );
+    assert_eq!(
+        count_on_disk(dir.path()),
+        1,
+        "nothing written while stalled"
+    );
+
+    assert_eq!(send(&server, "DELETE", "/faults/stall").status, 200);
+    assert!(
+        server.wait_ready(Duration::from_secs(10)),
+        "not ready after the stall"
+    );
+    assert_eq!(
+        server.visit(),
+        3,
+        "the visit held in the stalled write counts, the one refused at once does not"
+    );
+    assert_eq!(count_on_disk(dir.path()), 3);
+    assert_eq!(server.metric("moscow_time_visits_late_total"), 1.0);
+    assert_eq!(server.metric("moscow_time_persist_in_flight_seconds"), 0.0);
+}
+
 #[test]
 fn an_unready_fault_fails_only_readiness() {
     let dir = tempfile::tempdir().unwrap();
@@ -114,7 +175,7 @@ fn an_unknown_fault_is_not_found_names_the_faults_there_are_and_changes_nothing(
         assert_eq!(answer.status, 404, "{method}");
         assert_eq!(
             answer.text(),
-            "no fault named \"cpu\"; the faults are disk, unready, latency\n",
+            "no fault named \"cpu\"; the faults are disk, unready, latency, stall\n",
             "{method}"
         );
     }

@@ -2,6 +2,7 @@ use std::collections::HashSet;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
+use moscow_time::test_hooks::WRITER_PANIC_AT;
 use test_support::{
     PidsCgroup, Server, bare_binary_command, binary_command, client, count_on_disk, load,
     run_bounded, spawn_app, visit_number, wait_until_async,
@@ -141,6 +142,56 @@ fn a_writer_thread_the_system_refuses_is_a_clear_error_not_a_crash() {
     panic!(
         "no pids limit up to 16 refused the writer thread:\n{}",
         earlier.join("\n")
+    );
+}
+
+/// A writer that dies (a panic, made by the test hook in the second
+/// durable write) takes the process down: the visit in that write is
+/// refused, the cause is logged at once and again as the reason the process
+/// stops, the exit status is 1 (the kubelet restarts it), and nothing was
+/// counted after the first visit.
+#[test]
+fn a_writer_that_panics_stops_the_process_non_zero_naming_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = binary_command(dir.path());
+    cmd.env(WRITER_PANIC_AT, "2");
+    let mut server = Server::start_command(cmd);
+    assert_eq!(server.visit(), 1);
+
+    let refused = server.get("/");
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.header("x-visit-number").is_none());
+    let status = server.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(1), "{status}");
+
+    let logs: Vec<serde_json::Value> = server
+        .logs()
+        .iter()
+        .filter_map(|line| serde_json::from_slice(line).ok())
+        .collect();
+    let cause = format!("{WRITER_PANIC_AT}=2");
+    let died = logs
+        .iter()
+        .position(|log| {
+            log["level"] == "ERROR"
+                && log["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("the visit writer died"))
+                && log["cause"].as_str().is_some_and(|c| c.contains(&cause))
+        })
+        .unwrap_or_else(|| panic!("no log line says the writer died, with the cause: {logs:#?}"));
+    let stopped = logs
+        .iter()
+        .position(|log| {
+            log["message"] == "moscow-time stopped with an error"
+                && log["error"].as_str().is_some_and(|e| e.contains(&cause))
+        })
+        .unwrap_or_else(|| panic!("the process did not stop naming the cause: {logs:#?}"));
+    assert!(died < stopped, "the death was said only at the end");
+    assert_eq!(
+        count_on_disk(dir.path()),
+        1,
+        "no visit counted after the panic"
     );
 }
 

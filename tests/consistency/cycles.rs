@@ -152,6 +152,8 @@ fn the_storage_core_depends_on_nothing_http() {
         "metrics",
         "cluster",
         "page",
+        "telemetry",
+        "traces",
     ] {
         assert!(!reached.contains(http), "store reaches {http}: {reached:?}");
     }
@@ -194,4 +196,64 @@ fn grouped_and_nested_imports_are_all_seen() {
     let code = "use crate::{a, b::C};\nuse crate::c::d;\n/// [`x`](crate::x)\nfn f() { crate::e::g(); }\n#[cfg(test)]\nuse crate::z;";
     let found: Vec<_> = referenced_modules(code).into_iter().collect();
     assert_eq!(found, ["a", "b", "c", "e"]);
+}
+
+/// The modules in the order the table of `src/lib.rs` lists them.
+fn documented_order(src: &Path) -> Vec<String> {
+    std::fs::read_to_string(src.join("lib.rs"))
+        .unwrap()
+        .lines()
+        .filter_map(|line| line.strip_prefix("//! | "))
+        .filter_map(|row| row.split(" |").next())
+        .map(|cell| {
+            cell.trim_matches(|c| matches!(c, '[' | ']' | '`'))
+                .to_owned()
+        })
+        .filter(|name| name != "module" && !name.starts_with("---"))
+        .collect()
+}
+
+/// Every import that points up the documented order, or at a module the
+/// order does not list.
+fn order_problems(order: &[String], graph: &Graph) -> Vec<String> {
+    let place = |module: &str| order.iter().position(|m| m == module);
+    let mut problems = Vec::new();
+    for (module, uses) in graph {
+        let Some(at) = place(module) else {
+            problems.push(format!("{module} is not in the table of src/lib.rs"));
+            continue;
+        };
+        for used in uses {
+            if place(used).is_none_or(|below| below <= at) {
+                problems.push(format!("{module} uses {used}, which is not below it"));
+            }
+        }
+    }
+    problems
+}
+
+#[test]
+fn each_module_uses_only_modules_below_it_in_the_crate_table() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let order = documented_order(&src);
+    assert!(order.len() >= 10, "the table lists too little: {order:?}");
+    let problems = order_problems(&order, &graph_of(&src));
+    assert!(
+        problems.is_empty(),
+        "src/lib.rs says dependencies point down its table:\n{}",
+        problems.join("\n")
+    );
+}
+
+#[test]
+fn the_order_check_finds_an_import_pointing_up() {
+    let order: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+    let mut graph = Graph::new();
+    graph.entry("a".into()).or_default().insert("c".into());
+    assert!(order_problems(&order, &graph).is_empty());
+    graph.entry("c".into()).or_default().insert("b".into());
+    assert_eq!(
+        order_problems(&order, &graph),
+        ["c uses b, which is not below it"]
+    );
 }

@@ -37,7 +37,7 @@ def test_the_alert_rules_pass_promtool_check(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
 
 
-def test_the_alerts_fire_for_persist_errors_slow_writes_and_unready_pods(tmp_path):
+def test_the_alerts_fire_for_persist_errors_slow_and_stuck_writes_and_unready_pods(tmp_path):
     path, rules = rules_file(tmp_path)
     sel = f'namespace="{NS}"'
     series = [
@@ -54,6 +54,9 @@ def test_the_alerts_fire_for_persist_errors_slow_writes_and_unready_pods(tmp_pat
         # pod 2 never becomes ready; pod 0 is ready
         (f'kube_pod_status_ready{{{sel},pod="moscow-time-2",condition="true"}}', "0x30"),
         (f'kube_pod_status_ready{{{sel},pod="moscow-time-0",condition="true"}}', "1x30"),
+        # pod 2: one durable write stuck from minute 2 to minute 6 (a hung volume); pod 0's return
+        (f'moscow_time_persist_in_flight_seconds{{{sel},pod="moscow-time-2"}}', "0 0 60 120 180 240 300 0 0 0 0"),
+        (f'moscow_time_persist_in_flight_seconds{{{sel},pod="moscow-time-0"}}', "0 0 0.001 0 0 0 0 0 0 0 0"),
         # a pod of another release with the same prefix is not ours
         (f'kube_pod_status_ready{{{sel},pod="moscow-time-other-0",condition="true"}}', "0x30"),
     ]
@@ -72,6 +75,10 @@ def test_the_alerts_fire_for_persist_errors_slow_writes_and_unready_pods(tmp_pat
                 {"eval_time": "10m", "alertname": "MoscowTimePodNotReady",
                  "exp_alerts": [expected(rules["MoscowTimePodNotReady"], "moscow-time-2")]},
                 {"eval_time": "2m", "alertname": "MoscowTimePodNotReady", "exp_alerts": []},
+                {"eval_time": "4m", "alertname": "MoscowTimePersistStalled",
+                 "exp_alerts": [expected(rules["MoscowTimePersistStalled"], "moscow-time-2")]},
+                {"eval_time": "2m", "alertname": "MoscowTimePersistStalled", "exp_alerts": []},
+                {"eval_time": "9m", "alertname": "MoscowTimePersistStalled", "exp_alerts": []},
             ],
         }],
     }

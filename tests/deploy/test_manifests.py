@@ -283,6 +283,7 @@ def test_monitoring_objects_scrape_once_and_alert_on_what_matters():
     assert "kube_pod_status_ready" in exprs
     assert "increase(moscow_time_persist_errors_total{" in exprs and "[5m]) > 0" in exprs
     assert "histogram_quantile(0.99" in exprs and "moscow_time_persist_duration_seconds_bucket" in exprs
+    assert "moscow_time_persist_in_flight_seconds{" in exprs
     for r in rules:
         assert "{{ $labels" in r["annotations"]["summary"] or "$labels" not in r["annotations"]["summary"]
     cm = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["labels"].get("grafana_dashboard") == "1"]

@@ -19,7 +19,7 @@ from pyhelpers.live import wait_until
 CANARY = "MonitoringTestNeverFires"  # tests/monitoring/values.yaml: the must-fail rule
 # Every alert of the chart that a test below provokes for real.
 PROVOKED = {"MoscowTimePersistErrors", "MoscowTimeTargetDown", "MoscowTimePeerFetchErrors",
-            "MoscowTimePersistLatencyHigh"}
+            "MoscowTimePersistLatencyHigh", "MoscowTimePersistStalled"}
 SLACK = 10  # seconds beyond a rule's own window and `for:` (scrapes, evaluations, polling)
 PATIENCE = 30  # seconds for what happens within a few on an idle machine: a bound, not a speed claim
 
@@ -75,34 +75,50 @@ def test_every_alert_is_provoked_here_or_needs_kube_state_metrics(stack):
     REPORT.append(f"alerts needing kube-state-metrics (not run here): {', '.join(sorted(needs_ksm))}")
 
 
-def test_a_full_disk_fires_persist_errors_for_that_pod_only_and_counting_goes_on(stack):
+def fault_fires_alert_for_that_pod_only(stack, fault: str, alert: str, faulty, while_firing,
+                                        extra_wait: float = 0.0) -> float:
+    """Injects `fault` into `faulty` under traffic on every pod: `alert` must fire for it alone
+    (within its window and for:, plus `extra_wait`), `while_firing(faulty)` checks the pod
+    meanwhile; the faulty pod refuses visits while the others answer every one; once cleared it
+    is ready again, the alert resolves and the pod counts on with no reset. Returns the seconds."""
     needs_fault_injection(stack)
-    prom, faulty, others = stack.prom, stack.pod(1), [stack.pod(0), stack.pod(2)]
-    fire, resolve = timing(stack, "MoscowTimePersistErrors")
+    prom = stack.prom
+    others = [p for p in stack.pods if p is not faulty]
+    fire, resolve = timing(stack, alert)
     started = time.monotonic()
     with Traffic(stack.pods, stack.answers):
-        assert faulty.put("/faults/disk").status in (200, 204)
+        assert faulty.put(f"/faults/{fault}").status in (200, 204)
         during = len(stack.answers)
         try:
-            wait_firing(prom, "MoscowTimePersistErrors", {faulty.name}, fire)
-            assert faulty.get("/readyz").status == 503
-            assert '"disk":true' in faulty.get("/faults").body.replace(" ", "")
-            before = {p.name: prom.value(f'moscow_time_visits_total{{pod="{p.name}"}}') for p in others}
-            wait_until(lambda: all(prom.value(f'moscow_time_visits_total{{pod="{n}"}}') > v for n, v in before.items()),
-                       PATIENCE, "the other pods' counts to rise in Prometheus")
+            wait_firing(prom, alert, {faulty.name}, fire + extra_wait)
+            while_firing(faulty)
         finally:
-            assert faulty.delete("/faults/disk").status in (200, 204)
+            assert faulty.delete(f"/faults/{fault}").status in (200, 204)
         answers = stack.answers[during:]
         assert {s for n, s, _ in answers if n == faulty.name} >= {503}, "the faulty pod never refused a visit"
         for p in others:
             assert {s for n, s, _ in answers if n == p.name} == {200}, f"{p.name} failed visits meanwhile"
         wait_until(lambda: faulty.get("/readyz").status == 200, PATIENCE, "readiness to come back")
-        wait_resolved(prom, "MoscowTimePersistErrors", resolve)
+        wait_resolved(prom, alert, resolve)
         after_fault = faulty.file_count()
         wait_until(lambda: faulty.file_count() > after_fault + 5, PATIENCE, f"{faulty.name} to count on")
     counted(stack, faulty)
     assert prom.value(f'resets(moscow_time_visits_total{{pod="{faulty.name}"}}[10m])') == 0
-    REPORT.append(f"disk fault: fired, resolved and counted on in {time.monotonic() - started:.1f} s")
+    return time.monotonic() - started
+
+
+def test_a_full_disk_fires_persist_errors_for_that_pod_only_and_counting_goes_on(stack):
+    prom, faulty, others = stack.prom, stack.pod(1), [stack.pod(0), stack.pod(2)]
+
+    def while_firing(pod) -> None:
+        assert pod.get("/readyz").status == 503
+        assert '"disk":true' in pod.get("/faults").body.replace(" ", "")
+        before = {p.name: prom.value(f'moscow_time_visits_total{{pod="{p.name}"}}') for p in others}
+        wait_until(lambda: all(prom.value(f'moscow_time_visits_total{{pod="{n}"}}') > v for n, v in before.items()),
+                   PATIENCE, "the other pods' counts to rise in Prometheus")
+
+    took = fault_fires_alert_for_that_pod_only(stack, "disk", "MoscowTimePersistErrors", faulty, while_firing)
+    REPORT.append(f"disk fault: fired, resolved and counted on in {took:.1f} s")
 
 
 def test_a_hung_pod_fires_target_down_for_it_and_peer_fetch_errors_on_the_others(stack):
@@ -136,6 +152,24 @@ def test_a_contended_lock_fires_persist_latency_for_that_pod_only(stack):
             wait_firing(prom, "MoscowTimePersistLatencyHigh", {slow.name}, fire)
         wait_resolved(prom, "MoscowTimePersistLatencyHigh", resolve)
     REPORT.append(f"contended lock: PersistLatencyHigh fired and resolved in {time.monotonic() - started:.1f} s")
+
+
+def test_a_stall_fires_persist_stalled_for_that_pod_only_and_counting_goes_on(stack):
+    """A hung volume, injected: the pod's durable writes block until the stall is cleared."""
+    rule = chart.alert_rules(stack.docs)["MoscowTimePersistStalled"]
+    # The stuck write's age must pass the rule's threshold before for: starts.
+    threshold = float(re.search(r">\s*([\d.]+)\s*$", rule["expr"]).group(1))
+
+    def while_firing(pod) -> None:
+        # Readiness fails once the write is older than the write timeout, which may be longer
+        # than the alert's threshold.
+        wait_until(lambda: (r := pod.get("/readyz")).status == 503 and "in flight" in r.body, PATIENCE,
+                   lambda: f"readiness to name the stuck write: {pod.get('/readyz')}")
+        assert pod.get("/healthz").status == 200, "liveness is never affected"
+
+    took = fault_fires_alert_for_that_pod_only(stack, "stall", "MoscowTimePersistStalled", stack.pod(2),
+                                               while_firing, extra_wait=threshold)
+    REPORT.append(f"stall: PersistStalled fired and resolved, counting on, in {took:.1f} s")
 
 
 def test_an_unready_fault_fails_readiness_only(stack):
@@ -175,11 +209,16 @@ def test_a_latency_fault_shows_in_that_pods_request_latency_only(stack):
 
 
 def test_every_pod_numbered_its_visits_without_gap_or_repeat(stack):
-    """Across every fault above: the numbers each pod handed out are consecutive, and its file
-    holds the last one."""
+    """Across every fault above: the numbers each pod handed out rise without a repeat, and its
+    file holds the last one. The only gaps are the visits a stall's stuck write carried: answered
+    503 at the write timeout, written when the write returned, and counted as late."""
     for pod in stack.pods:
         numbers = [n for name, status, n in stack.answers if name == pod.name and status == 200]
         assert numbers, f"{pod.name} counted nothing"
-        assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), f"{pod.name}: a gap or a repeat"
+        assert numbers == sorted(set(numbers)), f"{pod.name}: a repeat or a number out of order"
+        late = next(float(line.split()[1]) for line in request(pod.url + "/metrics").body.splitlines()
+                    if line.startswith("moscow_time_visits_late_total "))
+        gaps = numbers[-1] - numbers[0] + 1 - len(numbers)
+        assert gaps == late, f"{pod.name}: {gaps} numbers missing, {late} visits counted as late"
         assert pod.file_count() == numbers[-1], pod.name
     assert request(stack.pod(0).url + "/visits/cluster").status == 200
