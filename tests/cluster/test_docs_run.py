@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
 
 import pytest
 
 from conftest import README, STANDINS
-from pyhelpers import docs
+from pyhelpers import docs, kube
 from pyhelpers.live import http_get, wait_until
 from pyhelpers.tools import ROOT
 
@@ -25,55 +24,6 @@ WALKTHROUGH = (ROOT / "docs" / "walkthrough.md").read_text()
 QUICK_START = ("## Put it on a cluster", "### Without Helm: plain manifests")
 WITHOUT_HELM = ("### Without Helm: plain manifests", "## What you see, and why")
 NAMESPACE = "moscow-time"  # the docs' own namespace
-
-
-# The harness's own wait after a block that ends with a rollout: a StatefulSet's pods are Ready a
-# moment before kube-proxy routes the Service to all of them, and a reader's next step (sending
-# visits through the NodePort) would see fewer pods. It waits for kube-proxy's rules for the
-# Service `moscow-time` to list every replica, the event itself, not for time.
-ROUTED = r"""
-__routed() {
-  local want deadline=$((SECONDS + 120))
-  want="$(kubectl --namespace moscow-time get statefulset moscow-time -o jsonpath='{.spec.replicas}')"
-  until [ "$(iptables-save -t nat | grep -cE -- '--comment "moscow-time/moscow-time:[a-z]* -> ')" -ge "$want" ]; do
-    [ $SECONDS -lt $deadline ] || { echo "kube-proxy never routed moscow-time to $want pods" >&2; return 1; }
-    sleep 0.2
-  done
-}
-"""
-
-
-def after_rollout(block) -> list[str]:
-    return ["__routed"] if any("rollout status" in line for line in block.lines) else []
-
-
-def run(cluster, blocks, tmp_path, extra_env=None, timeout=2400):
-    env = dict(cluster.env)
-    env["PATH"] = f"{STANDINS}:{env['PATH']}:{ROOT / '.tools' / 'bin'}"
-    env["STANDIN_RECORD"] = str(tmp_path / "standins.log")
-    env.update(extra_env or {})
-    script = docs.script_of(blocks, "exec 2>&1  # errors in order, within their block's output\n" + ROUTED,
-                            after_rollout)
-    return subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-# What a reader sees as a failed command even where bash goes on: an error inside `$(...)` in an
-# argument (`echo "$pod: $(kubectl exec ...)"`) never stops a script, but prints one of these.
-ERROR_LINE = re.compile(r"^(Error from server|error: |Error: )", re.M)
-
-
-def failed_block(done) -> str | None:
-    """The block where the run failed: the one it stopped in, or the first that printed an error."""
-    if done.returncode != 0:
-        return docs.last_block(done.stdout)
-    return next((where for where, text in docs.outputs(done.stdout).items() if ERROR_LINE.search(text)), None)
-
-
-def must_pass(done):
-    where = failed_block(done)
-    assert where is None, f"the docs' block at {where} failed (exit {done.returncode}):\n{done.stdout[-4000:]}"
-    return docs.outputs(done.stdout)
 
 
 def block_containing(blocks, text: str) -> str:
@@ -95,6 +45,13 @@ def clean_namespace(cluster):
     remove()
     (ROOT / "moscow-time.tar").unlink(missing_ok=True)
     (ROOT / "rendered.yaml").unlink(missing_ok=True)
+
+
+def run(cluster, blocks, tmp_path, extra_env=None):
+    return kube.run_docs(cluster, blocks, tmp_path, STANDINS, extra_env)
+
+
+must_pass, failed_block = kube.must_pass, kube.failed_block
 
 
 def test_the_readme_quick_start_runs_as_written(cluster, images, clean_namespace, tmp_path):

@@ -207,9 +207,13 @@ def blocks_in(text: str, path: str, start: str, end: str | None = None) -> list[
     lines = text.splitlines()
     begin = next(i for i, line in enumerate(lines) if line.strip() == start) + 1
     level = len(start) - len(start.lstrip("#"))
-    stop = len(lines)
+    stop, fenced = len(lines), False
     for i in range(begin, len(lines)):
         line = lines[i].strip()
+        if line.startswith("```"):
+            fenced = not fenced  # a `# comment` inside a block is not a heading
+        if fenced:
+            continue
         depth = len(line) - len(line.lstrip("#"))
         if (end and line == end) or (not end and 0 < depth <= level and line[depth:depth + 1] == " "):
             stop = i + 1
@@ -230,10 +234,23 @@ def script_of(blocks: list[Block], preamble: str = "", after=None) -> str:
     parts = ["set -euo pipefail", preamble]
     for b in blocks:
         parts.append(f"echo '{MARK}{b.path}:{b.line}'")
-        parts.extend(b.lines)
+        parts.extend(expected_failure(line) for line in b.lines)
         if after:
             parts.extend(after(b))
     return "\n".join(parts) + "\n"
+
+
+# A command whose comment says it exits non-zero (`... count   # the same message, exit 1`).
+SAYS_IT_FAILS = re.compile(r"#.*\bexit [1-9]\d*\b")
+
+
+def expected_failure(line: str) -> str:
+    """The line as a script runs it: a command the docs say exits non-zero may do so, and then
+    says that it did; any other line is unchanged."""
+    command = strip_comment(line)
+    if command and command != line.rstrip() and SAYS_IT_FAILS.search(line[len(command):]):
+        return f"{command} || echo \"(exit $?, as the docs say)\""
+    return line
 
 
 def outputs(stdout: str) -> dict[str, str]:

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from pyhelpers import docs
 from pyhelpers.live import wait_until
 from pyhelpers.tools import HELM, ROOT
 
 SCRIPT = ROOT / "scripts" / "cluster"
+CONTAINERD_SOCKET = "/run/moscow-time-cluster/containerd.sock"  # scripts/cluster's $SOCK
 # The reasons a container waits for that mean it will not start by itself.
 BAD_WAITING = {"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull", "InvalidImageName",
                "CrashLoopBackOff", "CreateContainerConfigError", "CreateContainerError", "RunContainerError"}
@@ -74,6 +77,11 @@ class Cluster:
 
     def helm(self, *args: str, timeout: float = 600, check: bool = True) -> Run:
         return self.run([HELM, *args], timeout, check)
+
+    def crictl(self, *args: str) -> str:
+        """crictl against the node's containerd (the container runtime's own view and controls)."""
+        crictl = str(Path(self.kubectl_bin).parent / "crictl")
+        return self.run([crictl, "--runtime-endpoint", f"unix://{CONTAINERD_SOCKET}", *args]).out.strip()
 
     def exec_cat_visits(self, namespace: str, pod: str) -> int:
         return int(self.kubectl("exec", pod, "--", "cat", "visits", namespace=namespace))
@@ -139,6 +147,57 @@ class Cluster:
 
     def _exists(self, namespace: str) -> bool:
         return self.run([self.kubectl_bin, "get", "namespace", namespace], check=False, timeout=60).code == 0
+
+
+# The harness's own wait after a block that ends with a rollout: a StatefulSet's pods are Ready a
+# moment before kube-proxy routes the Service to all of them, and a reader's next step (sending
+# visits through the NodePort) would see fewer pods. It waits for kube-proxy's rules for the
+# Service `moscow-time` to list every replica, the event itself, not for time.
+ROUTED = r"""
+__routed() {
+  local want deadline=$((SECONDS + 120))
+  want="$(kubectl --namespace moscow-time get statefulset moscow-time -o jsonpath='{.spec.replicas}')"
+  until [ "$(iptables-save -t nat | grep -cE -- '--comment "moscow-time/moscow-time:[a-z]* -> ')" -ge "$want" ]; do
+    [ $SECONDS -lt $deadline ] || { echo "kube-proxy never routed moscow-time to $want pods" >&2; return 1; }
+    sleep 0.2
+  done
+}
+"""
+
+
+def after_rollout(block) -> list[str]:
+    return ["__routed"] if any("rollout status" in line for line in block.lines) else []
+
+
+def run_docs(cluster, blocks, tmp_path, standins, extra_env=None, timeout=2400) -> subprocess.CompletedProcess:
+    """Runs docs blocks in one bash on the cluster (see docs.script_of), with `standins` (minikube,
+    kind) first on the PATH and the pinned helm last; stderr goes into stdout, in order."""
+    env = dict(cluster.env)
+    env["PATH"] = f"{standins}:{env['PATH']}:{ROOT / '.tools' / 'bin'}"
+    env["STANDIN_RECORD"] = str(tmp_path / "standins.log")
+    env.update(extra_env or {})
+    script = docs.script_of(blocks, "exec 2>&1  # errors in order, within their block's output\n" + ROUTED,
+                            after_rollout)
+    return subprocess.run(["bash", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+# What a reader sees as a failed command even where bash goes on: an error inside `$(...)` in an
+# argument (`echo "$pod: $(kubectl exec ...)"`) never stops a script, but prints one of these.
+ERROR_LINE = re.compile(r"^(Error from server|error: |Error: )", re.M)
+
+
+def failed_block(done) -> str | None:
+    """The block where the run failed: the one it stopped in, or the first that printed an error."""
+    if done.returncode != 0:
+        return docs.last_block(done.stdout)
+    return next((where for where, text in docs.outputs(done.stdout).items() if ERROR_LINE.search(text)), None)
+
+
+def must_pass(done):
+    where = failed_block(done)
+    assert where is None, f"the docs' block at {where} failed (exit {done.returncode}):\n{done.stdout[-4000:]}"
+    return docs.outputs(done.stdout)
 
 
 def is_ready(pod: dict) -> bool:
