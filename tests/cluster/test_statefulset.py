@@ -32,6 +32,7 @@ def lab(cluster, images):
     namespace = releases.install("lab", "service.type=NodePort")
     port = cluster.kubectl("get", "service", "moscow-time", "-o", "jsonpath={.spec.ports[0].nodePort}",
                            namespace=namespace)
+    cluster.wait_routed(namespace, 3)
     yield namespace, f"http://{cluster.node_ip()}:{port}"
     releases.remove_all()
 
@@ -130,6 +131,7 @@ def test_a_deleted_pod_comes_back_with_its_name_claim_and_count(cluster, lab):
     old_uid = cluster.kubectl("get", "pod", pod, "-o", "jsonpath={.metadata.uid}", namespace=namespace)
     cluster.kubectl("delete", "pod", pod, namespace=namespace, timeout=120)
     cluster.wait_ready(namespace, 3)
+    cluster.wait_routed(namespace, 3)
     new = cluster.kubectl_json("get", "pod", pod, namespace=namespace)
     assert new["metadata"]["uid"] != old_uid
     claims = [v["persistentVolumeClaim"]["claimName"] for v in new["spec"]["volumes"] if "persistentVolumeClaim" in v]

@@ -77,6 +77,7 @@ def test_helm_test_passes_and_an_immutable_change_is_refused_with_counts_kept(cl
     test = cluster.helm("test", "moscow-time", "--namespace", ns, "--logs", timeout=300)
     assert "Phase:          Succeeded" in test.out and "visits:" in test.out, test.out
     port = cluster.kubectl("get", "service", "moscow-time", "-o", "jsonpath={.spec.ports[0].nodePort}", namespace=ns)
+    cluster.wait_routed(ns, 3)
     for _ in range(12):
         assert http_get(f"http://{cluster.node_ip()}:{port}/").status == 200
     before = {p: cluster.exec_cat_visits(ns, p) for p in PODS}

@@ -127,6 +127,18 @@ class Cluster:
 
         return wait_until(ready, timeout, lambda: f"{count} ready pods in {namespace} (saw {seen})", interval=0.5)
 
+    def wait_routed(self, namespace: str, count: int, service: str = "moscow-time", timeout: float = 120) -> None:
+        """Waits until kube-proxy's rules send the Service's connections to `count` pods: pods are
+        Ready a moment before kube-proxy has programmed them, and visits sent in between all go
+        to the pods it already knows."""
+        comment = f'--comment "{namespace}/{service}:'
+
+        def routed():
+            rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True).stdout
+            return sum(1 for line in rules.splitlines() if comment in line and " -> " in line) >= count
+
+        wait_until(routed, timeout, f"kube-proxy to route {namespace}/{service} to {count} pods", interval=0.2)
+
     def wait_rollout(self, namespace: str, name: str = "moscow-time", timeout: int = 300) -> None:
         self.kubectl("rollout", "status", f"statefulset/{name}", f"--timeout={timeout}s", namespace=namespace,
                      timeout=timeout + 30)
